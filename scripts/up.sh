@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# `just up`: runs NATS (JetStream), Redis and the three services on this machine.
+#
+# NATS and Redis are started only if nothing answers on NATS_URL / REDIS_URL; their data lives
+# under .data/ (git-ignored). Services log to .logs/<service>.log and stdout of each goes to
+# .logs/<service>.out. `just down` stops what this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PROFILE="${PROFILE:-debug}"
+DATA=.data
+LOGS=.logs
+mkdir -p "$DATA/pids" "$LOGS"
+
+NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export NATS_URL REDIS_URL
+
+host_port() { # nats://host:port or redis://[:pw@]host:port[/db] -> "host port"
+  local rest="${1#*://}"; rest="${rest##*@}"; rest="${rest%%/*}"
+  echo "${rest%:*} ${rest##*:}"
+}
+listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+wait_port() {
+  for _ in $(seq 1 100); do listening "$1" "$2" && return 0; sleep 0.1; done
+  echo "nothing listening on $1:$2" >&2; return 1
+}
+
+scripts/ensure-tools.sh
+
+read -r nats_host nats_port <<<"$(host_port "$NATS_URL")"
+if listening "$nats_host" "$nats_port"; then
+  echo "NATS already running on $nats_host:$nats_port (not started by us)"
+else
+  echo "starting NATS with JetStream on $nats_host:$nats_port (data in $DATA/nats)"
+  nohup nats-server -js -a "$nats_host" -p "$nats_port" -sd "$DATA/nats" -m 8222 \
+    >"$LOGS/nats-server.log" 2>&1 &
+  echo $! >"$DATA/pids/nats-server"
+  wait_port "$nats_host" "$nats_port"
+fi
+
+read -r redis_host redis_port <<<"$(host_port "$REDIS_URL")"
+if listening "$redis_host" "$redis_port"; then
+  echo "Redis already running on $redis_host:$redis_port (not started by us)"
+else
+  echo "starting Redis on $redis_host:$redis_port (data in $DATA/redis)"
+  mkdir -p "$DATA/redis"
+  nohup redis-server --bind "$redis_host" --port "$redis_port" --dir "$DATA/redis" \
+    --appendonly yes --save "" >"$LOGS/redis-server.log" 2>&1 &
+  echo $! >"$DATA/pids/redis-server"
+  wait_port "$redis_host" "$redis_port"
+fi
+
+# The edge needs a signing key. Keep a generated development key across runs.
+if [ -z "${JWT_SECRET:-}" ]; then
+  [ -s "$DATA/dev-jwt-secret" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA/dev-jwt-secret"
+  JWT_SECRET="$(cat "$DATA/dev-jwt-secret")"
+  export JWT_SECRET
+  echo "JWT_SECRET not set: using the development key in $DATA/dev-jwt-secret"
+fi
+
+echo "building the services ($PROFILE)"
+if [ "$PROFILE" = release ]; then cargo build --release --workspace --bins; else cargo build --workspace --bins; fi
+BIN="target/$PROFILE"
+
+start_service() { # name metrics_port
+  local name="$1" port="$2"
+  if [ -s "$DATA/pids/$name" ] && kill -0 "$(cat "$DATA/pids/$name")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$DATA/pids/$name"))"; return
+  fi
+  METRICS_PORT="$port" LOG_FILE="${LOG_DIR:-$LOGS}/$name.log" \
+    nohup "$BIN/sidechain-$name" >"$LOGS/$name.out" 2>&1 &
+  echo $! >"$DATA/pids/$name"
+}
+
+start_service edge "${EDGE_METRICS_PORT:-9090}"
+start_service feedback "${FEEDBACK_METRICS_PORT:-9091}"
+start_service cache "${CACHE_METRICS_PORT:-9092}"
+
+for port in "${EDGE_METRICS_PORT:-9090}" "${FEEDBACK_METRICS_PORT:-9091}" "${CACHE_METRICS_PORT:-9092}"; do
+  ready=""
+  for _ in $(seq 1 150); do
+    if curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; then ready=yes; break; fi
+    sleep 0.2
+  done
+  [ -n "$ready" ] || { echo "service on metrics port $port is not ready; see $LOGS/" >&2; exit 1; }
+done
+
+cat <<INFO
+
+Sidechain is up.
+  API            http://127.0.0.1:${PORT:-8787}        (OpenAPI: /openapi.json)
+  edge           metrics/health http://127.0.0.1:${EDGE_METRICS_PORT:-9090}/metrics  /health/ready
+  feedback       metrics/health http://127.0.0.1:${FEEDBACK_METRICS_PORT:-9091}/metrics
+  cache          metrics/health http://127.0.0.1:${CACHE_METRICS_PORT:-9092}/metrics
+  NATS           $NATS_URL
+  Redis          $REDIS_URL
+  Gorse          ${GORSE_URL:-not configured (feeds fall back to trending, feedback waits in the dead-letter list)}
+  logs           $LOGS/<service>.log (JSON, rotated), stdout in $LOGS/<service>.out
+Stop with: just down
+INFO

@@ -1,0 +1,19 @@
+//! Generates the Rust types of `proto/` with prost. `protoc` comes from `protoc-bin-vendored`
+//! unless `PROTOC` names another one, so a fresh machine needs nothing installed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = prost_build::Config::new();
+    if std::env::var_os("PROTOC").is_none() {
+        config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        root.join("sidechain/events/v1/events.proto"),
+        root.join("sidechain/rpc/v1/rpc.proto"),
+    ];
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    config.compile_protos(&files, &[root])?;
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! The event envelope: building one, naming its kind and subject, and decoding one safely.
+
+use prost::Message;
+
+use crate::events::{Event, event::Payload};
+use crate::ids::{EventId, UserId};
+
+/// What an event records. Its `as_str` is the last token of the event's subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    UserRegistered,
+    PostCreated,
+    PostDeleted,
+    Like,
+    Unlike,
+    Play,
+    View,
+    Download,
+    Repost,
+    Unrepost,
+    Comment,
+    Follow,
+    Unfollow,
+    Logout,
+}
+
+impl EventKind {
+    /// Every kind, in schema order.
+    pub const ALL: [EventKind; 14] = [
+        EventKind::UserRegistered,
+        EventKind::PostCreated,
+        EventKind::PostDeleted,
+        EventKind::Like,
+        EventKind::Unlike,
+        EventKind::Play,
+        EventKind::View,
+        EventKind::Download,
+        EventKind::Repost,
+        EventKind::Unrepost,
+        EventKind::Comment,
+        EventKind::Follow,
+        EventKind::Unfollow,
+        EventKind::Logout,
+    ];
+
+    /// The snake_case name, as used in subjects and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::UserRegistered => "user_registered",
+            EventKind::PostCreated => "post_created",
+            EventKind::PostDeleted => "post_deleted",
+            EventKind::Like => "like",
+            EventKind::Unlike => "unlike",
+            EventKind::Play => "play",
+            EventKind::View => "view",
+            EventKind::Download => "download",
+            EventKind::Repost => "repost",
+            EventKind::Unrepost => "unrepost",
+            EventKind::Comment => "comment",
+            EventKind::Follow => "follow",
+            EventKind::Unfollow => "unfollow",
+            EventKind::Logout => "logout",
+        }
+    }
+
+    /// The kind of a payload.
+    pub const fn of(payload: &Payload) -> Self {
+        match payload {
+            Payload::UserRegistered(_) => EventKind::UserRegistered,
+            Payload::PostCreated(_) => EventKind::PostCreated,
+            Payload::PostDeleted(_) => EventKind::PostDeleted,
+            Payload::Like(_) => EventKind::Like,
+            Payload::Unlike(_) => EventKind::Unlike,
+            Payload::Play(_) => EventKind::Play,
+            Payload::View(_) => EventKind::View,
+            Payload::Download(_) => EventKind::Download,
+            Payload::Repost(_) => EventKind::Repost,
+            Payload::Unrepost(_) => EventKind::Unrepost,
+            Payload::Comment(_) => EventKind::Comment,
+            Payload::Follow(_) => EventKind::Follow,
+            Payload::Unfollow(_) => EventKind::Unfollow,
+            Payload::Logout(_) => EventKind::Logout,
+        }
+    }
+
+    /// The subject events of this kind are published on: `events.<kind>`.
+    pub fn subject(self) -> String {
+        format!("{}{}", crate::subjects::EVENTS_PREFIX, self.as_str())
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// An event about to be published, with its id chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The envelope, ready to encode.
+    pub event: Event,
+    /// Its id, also used as the JetStream `Nats-Msg-Id`.
+    pub id: EventId,
+    /// Its kind, which names the subject.
+    pub kind: EventKind,
+}
+
+impl NewEvent {
+    /// Wraps `payload` in an envelope stamped now, with the given id.
+    pub fn new(id: EventId, actor: UserId, actor_username: &str, payload: Payload) -> Self {
+        let kind = EventKind::of(&payload);
+        let event = Event {
+            event_id: id.to_string(),
+            occurred_at_ms: now_ms(),
+            actor_user_id: actor.to_string(),
+            actor_username: actor_username.to_owned(),
+            payload: Some(payload),
+        };
+        Self { event, id, kind }
+    }
+
+    /// The protobuf bytes of the envelope.
+    pub fn encode(&self) -> Vec<u8> {
+        self.event.encode_to_vec()
+    }
+
+    /// The subject to publish on.
+    pub fn subject(&self) -> String {
+        self.kind.subject()
+    }
+}
+
+/// Why bytes read from the stream are not a usable event.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not protobuf of the envelope's shape.
+    #[error("malformed protobuf: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    /// A well-formed envelope without a payload (or with one this build does not know).
+    #[error("event has no payload")]
+    MissingPayload,
+    /// The envelope's ids are not UUIDs.
+    #[error("event field {field} is not a UUID")]
+    BadId {
+        /// Which field.
+        field: &'static str,
+    },
+}
+
+/// A decoded event whose envelope was checked: payload present, ids well-formed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedEvent {
+    /// The envelope as stored.
+    pub event: Event,
+    /// Its id.
+    pub id: EventId,
+    /// Who did it.
+    pub actor: UserId,
+    /// Its kind.
+    pub kind: EventKind,
+}
+
+impl DecodedEvent {
+    /// The payload (always present once decoded).
+    pub fn payload(&self) -> &Payload {
+        // Checked by `decode_event`; the envelope is never mutated afterwards.
+        self.event
+            .payload
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("decode_event checks the payload"))
+    }
+}
+
+/// Decodes and checks an envelope read from the stream.
+pub fn decode_event(bytes: &[u8]) -> Result<DecodedEvent, DecodeError> {
+    let event = Event::decode(bytes)?;
+    let kind = event
+        .payload
+        .as_ref()
+        .map(EventKind::of)
+        .ok_or(DecodeError::MissingPayload)?;
+    let id = event
+        .event_id
+        .parse()
+        .map_err(|_| DecodeError::BadId { field: "event_id" })?;
+    let actor = event
+        .actor_user_id
+        .parse()
+        .map_err(|_| DecodeError::BadId {
+            field: "actor_user_id",
+        })?;
+    Ok(DecodedEvent {
+        event,
+        id,
+        actor,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Like, Play};
+
+    #[test]
+    fn a_new_event_round_trips_and_names_its_subject() {
+        let actor = UserId::new();
+        let post = crate::ids::PostId::new();
+        let new = NewEvent::new(
+            EventId::new(),
+            actor,
+            "loopmaker",
+            Payload::Play(Play {
+                post_id: post.to_string(),
+                duration_seconds: 12.5,
+                completed: true,
+            }),
+        );
+        assert_eq!(new.subject(), "events.play");
+
+        let decoded = decode_event(&new.encode()).expect("decodes");
+        assert_eq!(decoded.id, new.id);
+        assert_eq!(decoded.actor, actor);
+        assert_eq!(decoded.kind, EventKind::Play);
+        assert_eq!(decoded.event, new.event);
+    }
+
+    #[test]
+    fn an_envelope_without_payload_is_rejected() {
+        let event = Event {
+            event_id: EventId::new().to_string(),
+            actor_user_id: UserId::new().to_string(),
+            ..Default::default()
+        };
+        assert_eq!(
+            decode_event(&event.encode_to_vec()),
+            Err(DecodeError::MissingPayload)
+        );
+    }
+
+    #[test]
+    fn an_envelope_with_a_bad_id_is_rejected() {
+        let event = Event {
+            event_id: "nope".into(),
+            actor_user_id: UserId::new().to_string(),
+            payload: Some(Payload::Like(Like::default())),
+            ..Default::default()
+        };
+        assert_eq!(
+            decode_event(&event.encode_to_vec()),
+            Err(DecodeError::BadId { field: "event_id" })
+        );
+    }
+
+    #[test]
+    fn every_kind_has_a_distinct_subject() {
+        let subjects: std::collections::HashSet<_> =
+            EventKind::ALL.iter().map(|k| k.subject()).collect();
+        assert_eq!(subjects.len(), EventKind::ALL.len());
+    }
+
+    proptest::proptest! {
+        // Whatever bytes arrive on the stream, decoding returns an error or an event; it never panics.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_event(&bytes);
+        }
+    }
+}

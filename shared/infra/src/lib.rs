@@ -1,0 +1,19 @@
+//! Connections and plumbing every service needs, in one place:
+//!
+//! - [`nats`]: connect with reconnects (a service started before NATS waits for it), the
+//!   `EVENTS` stream and KV buckets created or updated idempotently, and event publishing with
+//!   `Nats-Msg-Id` deduplication and trace context.
+//! - [`redis`]: a lazily connecting, self-reconnecting Redis handle and its readiness probe.
+//! - [`retry`]: retry a start-up step with backoff until it works or shutdown begins.
+//! - [`service`]: the settings every service shares (ports, timeouts, connections).
+//! - [`users`]: the accounts in the NATS KV bucket `users` (written by the edge, read by all).
+//! - [`status`]: Gorse health as published by the feedback service, followed from KV.
+//! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, and the bounded drain.
+
+pub mod nats;
+pub mod redis;
+pub mod retry;
+pub mod service;
+pub mod shutdown;
+pub mod status;
+pub mod users;

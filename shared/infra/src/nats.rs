@@ -1,0 +1,451 @@
+//! NATS: connection, the `EVENTS` stream and KV buckets, event publishing and request/reply.
+//!
+//! The client connects in the background and reconnects forever, so a service started before
+//! NATS runs and turns ready once NATS appears. Callers that must not wait (the edge answering
+//! a request) check [`is_connected`] and fail fast instead of queueing behind a dead link.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use async_nats::{Client, ConnectOptions, HeaderMap};
+use bytes::Bytes;
+use prost::Message;
+use serde::Deserialize;
+use sidechain_config::{ConfigError, Source};
+use sidechain_events::{NewEvent, subjects};
+
+/// Connection settings. Field `foo` is variable `FOO`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NatsConfig {
+    /// `NATS_URL`: one or more comma-separated server URLs.
+    #[serde(default = "default_url")]
+    pub nats_url: String,
+    /// `NATS_USER` / `NATS_PASSWORD`: user and password authentication.
+    #[serde(default)]
+    pub nats_user: Option<String>,
+    /// See `nats_user`.
+    #[serde(default)]
+    pub nats_password: Option<String>,
+    /// `NATS_TOKEN`: token authentication.
+    #[serde(default)]
+    pub nats_token: Option<String>,
+    /// `NATS_CREDS_FILE`: a `.creds` file (JWT + NKey), as issued by an operator.
+    #[serde(default)]
+    pub nats_creds_file: Option<PathBuf>,
+    /// `NATS_TLS_REQUIRED`: refuse plaintext connections.
+    #[serde(default)]
+    pub nats_tls_required: bool,
+    /// `NATS_TLS_CA_FILE`: extra root certificate (PEM) to trust for the server.
+    #[serde(default)]
+    pub nats_tls_ca_file: Option<PathBuf>,
+    /// `NATS_REQUEST_TIMEOUT`: how long a JetStream publish ack or a request/reply may take.
+    #[serde(
+        default = "default_request_timeout",
+        with = "sidechain_config::duration"
+    )]
+    pub nats_request_timeout: Duration,
+}
+
+fn default_url() -> String {
+    "nats://127.0.0.1:4222".to_owned()
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+impl NatsConfig {
+    /// Reads and checks the settings.
+    pub fn from_source(source: &Source) -> Result<Self, ConfigError> {
+        let config: Self = sidechain_config::load(source)?;
+        for url in config.nats_url.split(',') {
+            let url = url.trim();
+            let has_host = ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .filter_map(|scheme| url.strip_prefix(scheme))
+                .any(|rest| !rest.is_empty());
+            if !has_host || url.parse::<async_nats::ServerAddr>().is_err() {
+                return Err(ConfigError::invalid(
+                    "NATS_URL",
+                    format!("'{url}' is not a NATS URL such as nats://127.0.0.1:4222"),
+                ));
+            }
+        }
+        if config.nats_user.is_some() != config.nats_password.is_some() {
+            return Err(ConfigError::invalid(
+                "NATS_USER",
+                "NATS_USER and NATS_PASSWORD must be set together",
+            ));
+        }
+        if config.nats_request_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "NATS_REQUEST_TIMEOUT",
+                "must be greater than 0",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            nats_url: default_url(),
+            nats_user: None,
+            nats_password: None,
+            nats_token: None,
+            nats_creds_file: None,
+            nats_tls_required: false,
+            nats_tls_ca_file: None,
+            nats_request_timeout: default_request_timeout(),
+        }
+    }
+}
+
+/// The connection could not even be attempted (bad credentials file).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// `NATS_CREDS_FILE` is unreadable.
+    #[error("cannot read NATS_CREDS_FILE: {0}")]
+    Credentials(std::io::Error),
+    /// The client refused the options.
+    #[error("cannot connect to NATS: {0}")]
+    Client(#[from] async_nats::ConnectError),
+}
+
+/// Connects as `service`. Returns at once; the connection is made (and remade) in the
+/// background with capped exponential backoff.
+pub async fn connect(service: &str, config: &NatsConfig) -> Result<Client, ConnectError> {
+    let options = match &config.nats_creds_file {
+        Some(path) => ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(ConnectError::Credentials)?,
+        None => ConnectOptions::new(),
+    };
+    let mut options = options
+        .name(service)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(config.nats_request_timeout))
+        .reconnect_delay_callback(|attempt| {
+            // 50 ms doubling to 2 s: quick to come back after a restart, gentle when down.
+            let exponent = u32::try_from(attempt.min(6)).unwrap_or(6);
+            Duration::from_millis(50 * 2u64.pow(exponent)).min(Duration::from_secs(2))
+        })
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("NATS disconnected; reconnecting")
+                }
+                async_nats::Event::LameDuckMode => {
+                    tracing::warn!("NATS server entering lame duck mode")
+                }
+                other => tracing::warn!(event = %other, "NATS client event"),
+            }
+        });
+    if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &config.nats_token {
+        options = options.token(token.clone());
+    }
+    if config.nats_tls_required {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &config.nats_tls_ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    let urls: Vec<async_nats::ServerAddr> = config
+        .nats_url
+        .split(',')
+        .filter_map(|u| u.trim().parse().ok())
+        .collect();
+    Ok(options.connect(urls).await?)
+}
+
+/// Whether the client currently has a live connection.
+pub fn is_connected(client: &Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// A readiness check for the connection.
+pub fn readiness_check(
+    client: Client,
+) -> impl Fn() -> futures::future::Ready<Result<(), String>> + Send + Sync + 'static {
+    move || {
+        futures::future::ready(if is_connected(&client) {
+            Ok(())
+        } else {
+            Err(format!("{:?}", client.connection_state()).to_lowercase())
+        })
+    }
+}
+
+/// The JetStream context used for publishing and stream management.
+pub fn jetstream(client: Client, config: &NatsConfig) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(config.nats_request_timeout)
+        .build(client)
+}
+
+/// How the `EVENTS` stream is kept. Field `foo` is variable `FOO`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamConfig {
+    /// `EVENTS_REPLICAS`: copies kept in a JetStream cluster (1 on a single server, 3 in production).
+    #[serde(default = "default_replicas")]
+    pub events_replicas: usize,
+    /// `EVENTS_MAX_AGE`: drop events older than this; `0` (the default) keeps them forever,
+    /// which the cache service needs to rebuild its read models from the stream.
+    #[serde(default = "zero", with = "sidechain_config::duration")]
+    pub events_max_age: Duration,
+    /// `EVENTS_MAX_BYTES`: size cap; `-1` (the default) is unlimited. When full, new events are
+    /// refused (the edge answers 503) rather than old ones dropped.
+    #[serde(default = "unlimited")]
+    pub events_max_bytes: i64,
+    /// `EVENTS_DUPLICATE_WINDOW`: how long a `Nats-Msg-Id` is remembered for deduplication.
+    #[serde(
+        default = "default_duplicate_window",
+        with = "sidechain_config::duration"
+    )]
+    pub events_duplicate_window: Duration,
+}
+
+fn default_replicas() -> usize {
+    1
+}
+
+fn zero() -> Duration {
+    Duration::ZERO
+}
+
+fn unlimited() -> i64 {
+    -1
+}
+
+fn default_duplicate_window() -> Duration {
+    Duration::from_secs(120)
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            events_replicas: default_replicas(),
+            events_max_age: zero(),
+            events_max_bytes: unlimited(),
+            events_duplicate_window: default_duplicate_window(),
+        }
+    }
+}
+
+impl StreamConfig {
+    /// Reads and checks the settings.
+    pub fn from_source(source: &Source) -> Result<Self, ConfigError> {
+        let config: Self = sidechain_config::load(source)?;
+        if !(1..=5).contains(&config.events_replicas) {
+            return Err(ConfigError::invalid("EVENTS_REPLICAS", "must be 1 to 5"));
+        }
+        if config.events_duplicate_window.is_zero() {
+            return Err(ConfigError::invalid(
+                "EVENTS_DUPLICATE_WINDOW",
+                "must be greater than 0",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The JetStream configuration of the stream.
+    pub fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: subjects::EVENTS_STREAM.to_owned(),
+            description: Some(
+                "Every accepted write of the Sidechain API (see docs/events.md)".to_owned(),
+            ),
+            subjects: vec![subjects::EVENTS_ALL.to_owned()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::New,
+            max_age: self.events_max_age,
+            max_bytes: self.events_max_bytes,
+            max_messages: -1,
+            num_replicas: self.events_replicas,
+            duplicate_window: self.events_duplicate_window,
+            ..Default::default()
+        }
+    }
+}
+
+/// Creates the `EVENTS` stream, or updates its limits if it exists. Safe to run on every start
+/// of every instance.
+pub async fn ensure_events_stream(
+    js: &jetstream::Context,
+    config: &StreamConfig,
+) -> Result<stream::Info, async_nats::Error> {
+    Ok(js.create_or_update_stream(config.stream_config()).await?)
+}
+
+/// Opens a KV bucket, creating it with `config` if it does not exist yet.
+pub async fn ensure_kv_bucket(
+    js: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, async_nats::Error> {
+    match js.get_key_value(&config.bucket).await {
+        Ok(store) => Ok(store),
+        Err(err) if err.kind() == jetstream::context::KeyValueErrorKind::GetBucket => {
+            match js.create_key_value(config.clone()).await {
+                Ok(store) => Ok(store),
+                // Another instance created it between our get and create.
+                Err(_) => Ok(js.get_key_value(&config.bucket).await?),
+            }
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Why an event was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// NATS or the stream is unreachable or did not acknowledge in time; the caller may retry
+    /// with the same event id (deduplication makes that safe).
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// The stream refused the event (too large, stream full); retrying will not help.
+    #[error("event refused by the stream: {0}")]
+    Rejected(String),
+}
+
+/// The stream stored the event (or had already stored one with the same id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Stream sequence of the event.
+    pub sequence: u64,
+    /// True when this publish was a duplicate of an earlier one with the same id.
+    pub duplicate: bool,
+}
+
+/// Publishes an event on `events.<kind>` and waits for the stream's acknowledgement.
+///
+/// Headers: `Nats-Msg-Id` = event id (deduplication within the stream's window) and the current
+/// trace context (`traceparent`).
+pub async fn publish_event(
+    js: &jetstream::Context,
+    event: &NewEvent,
+) -> Result<Stored, PublishError> {
+    if !is_connected(&js.client()) {
+        return Err(PublishError::Unavailable(
+            "not connected to NATS".to_owned(),
+        ));
+    }
+    let mut headers = HeaderMap::new();
+    sidechain_telemetry::propagation::inject_nats(&mut headers);
+    let publish = jetstream::message::PublishMessage::build()
+        .payload(Bytes::from(event.encode()))
+        .headers(headers)
+        .message_id(event.id.to_string());
+    let ack = js
+        .send_publish(event.subject(), publish)
+        .await
+        .map_err(classify_publish_error)?
+        .await
+        .map_err(classify_publish_error)?;
+    Ok(Stored {
+        sequence: ack.sequence,
+        duplicate: ack.duplicate,
+    })
+}
+
+fn classify_publish_error(err: jetstream::context::PublishError) -> PublishError {
+    use jetstream::context::PublishErrorKind as Kind;
+    match err.kind() {
+        Kind::MaxPayloadExceeded | Kind::WrongLastMessageId | Kind::WrongLastSequence => {
+            PublishError::Rejected(err.to_string())
+        }
+        _ => PublishError::Unavailable(err.to_string()),
+    }
+}
+
+/// Why a request/reply exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Nobody serves the subject (the service is not running) or NATS is down.
+    #[error("no service is answering {0}")]
+    NoResponders(String),
+    /// The service did not answer in time.
+    #[error("{0} did not answer in time")]
+    TimedOut(String),
+    /// The reply is not the expected message.
+    #[error("unreadable reply from {subject}: {reason}")]
+    BadReply {
+        /// The subject asked.
+        subject: String,
+        /// Why the reply could not be decoded.
+        reason: String,
+    },
+}
+
+/// Sends a protobuf request and decodes the protobuf reply, carrying the trace context.
+pub async fn request<Req: Message, Rep: Message + Default>(
+    client: &Client,
+    subject: &str,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Rep, RequestError> {
+    if !is_connected(client) {
+        return Err(RequestError::NoResponders(subject.to_owned()));
+    }
+    let mut headers = HeaderMap::new();
+    sidechain_telemetry::propagation::inject_nats(&mut headers);
+    let message = client
+        .send_request(
+            subject.to_owned(),
+            async_nats::Request::new()
+                .payload(Bytes::from(request.encode_to_vec()))
+                .headers(headers)
+                .timeout(Some(timeout)),
+        )
+        .await
+        .map_err(|err| match err.kind() {
+            async_nats::RequestErrorKind::TimedOut => RequestError::TimedOut(subject.to_owned()),
+            _ => RequestError::NoResponders(subject.to_owned()),
+        })?;
+    Rep::decode(message.payload).map_err(|e| RequestError::BadReply {
+        subject: subject.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_point_at_a_local_server() {
+        let config = NatsConfig::from_source(&Source::default()).expect("defaults");
+        assert_eq!(config.nats_url, "nats://127.0.0.1:4222");
+    }
+
+    #[test]
+    fn a_url_that_is_not_nats_is_refused() {
+        for bad in ["http://x:4222", "localhost:4222", "nats://"] {
+            let source = Source::default().with("NATS_URL", bad);
+            let err = NatsConfig::from_source(&source).expect_err(bad);
+            assert!(
+                matches!(&err, ConfigError::Invalid { var, .. } if var == "NATS_URL"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_stream_keeps_events_forever_by_default_and_refuses_rather_than_drops() {
+        let config = StreamConfig::from_source(&Source::default()).expect("defaults");
+        let stream = config.stream_config();
+        assert_eq!(stream.subjects, vec!["events.>".to_owned()]);
+        assert_eq!(stream.max_age, Duration::ZERO);
+        assert_eq!(stream.discard, stream::DiscardPolicy::New);
+        assert_eq!(stream.storage, stream::StorageType::File);
+        assert_eq!(stream.duplicate_window, Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,306 @@
+//! What every service is configured with and how it brings up its admin port: the settings
+//! shared by edge, feedback and cache, loaded once so each reads the same variables the same way.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sidechain_config::{ConfigError, Source};
+use sidechain_telemetry::TelemetryConfig;
+
+use crate::nats::{NatsConfig, StreamConfig};
+use crate::redis::RedisConfig;
+
+/// Settings every service has.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Logs and traces.
+    pub telemetry: TelemetryConfig,
+    /// NATS connection.
+    pub nats: NatsConfig,
+    /// The `EVENTS` stream's limits (every service ensures the stream exists at start).
+    pub stream: StreamConfig,
+    /// Redis connection.
+    pub redis: RedisConfig,
+    /// `BIND_ADDRESS`: interface for the service's listeners (default all interfaces).
+    pub bind_address: IpAddr,
+    /// `METRICS_PORT`: `/metrics` and `/health/*` (0 picks a free port, for tests).
+    pub metrics_port: u16,
+    /// `SHUTDOWN_TIMEOUT`: cap on draining in-flight work after SIGTERM.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct Listen {
+    #[serde(default = "all_interfaces")]
+    bind_address: IpAddr,
+    #[serde(default)]
+    metrics_port: Option<u16>,
+    #[serde(
+        default = "default_shutdown_timeout",
+        with = "sidechain_config::duration"
+    )]
+    shutdown_timeout: Duration,
+}
+
+fn all_interfaces() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+}
+
+fn default_shutdown_timeout() -> Duration {
+    crate::shutdown::DEFAULT_DRAIN_TIMEOUT
+}
+
+impl ServiceConfig {
+    /// Reads the shared settings; `default_metrics_port` is the service's documented port.
+    pub fn from_source(source: &Source, default_metrics_port: u16) -> Result<Self, ConfigError> {
+        let listen: Listen = sidechain_config::load(source)?;
+        Ok(Self {
+            telemetry: TelemetryConfig::from_source(source)?,
+            nats: NatsConfig::from_source(source)?,
+            stream: StreamConfig::from_source(source)?,
+            redis: RedisConfig::from_source(source)?,
+            bind_address: listen.bind_address,
+            metrics_port: listen.metrics_port.unwrap_or(default_metrics_port),
+            shutdown_timeout: listen.shutdown_timeout,
+        })
+    }
+
+    /// Where the admin server listens.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_address, self.metrics_port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_default_metrics_port_applies_unless_set() {
+        let config = ServiceConfig::from_source(&Source::default(), 9091).expect("defaults");
+        assert_eq!(config.metrics_port, 9091);
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(30));
+        let config = ServiceConfig::from_source(&Source::default().with("METRICS_PORT", "0"), 9091)
+            .expect("set");
+        assert_eq!(config.metrics_port, 0);
+    }
+
+    #[test]
+    fn a_bad_bind_address_is_named() {
+        let source = Source::default().with("BIND_ADDRESS", "everywhere");
+        let err = ServiceConfig::from_source(&source, 9090).expect_err("bad address");
+        assert!(
+            matches!(&err, ConfigError::Invalid { var, .. } if var == "BIND_ADDRESS"),
+            "{err}"
+        );
+    }
+}
+
+/// A started service: where it listens, and the task that runs it until shutdown completes.
+#[derive(Debug)]
+pub struct Running {
+    /// The admin server (metrics, health).
+    pub admin_addr: SocketAddr,
+    /// The public API, for services that have one (the edge).
+    pub api_addr: Option<SocketAddr>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Wraps the task of a started service.
+    pub fn new(
+        admin_addr: SocketAddr,
+        api_addr: Option<SocketAddr>,
+        task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) -> Self {
+        Self {
+            admin_addr,
+            api_addr,
+            task,
+        }
+    }
+
+    /// Waits until the service has drained and stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+/// The whole life of a service process, shared by the three `main`s: read the configuration
+/// (exit 2 naming the bad variable), install telemetry, run until SIGTERM/SIGINT, flush
+/// telemetry, exit 0 on a clean stop and 1 on an error.
+pub async fn main<C, Run, Fut>(
+    name: &'static str,
+    load: impl FnOnce(&Source) -> Result<C, ConfigError>,
+    telemetry: impl FnOnce(&C) -> &TelemetryConfig,
+    run: Run,
+) -> std::process::ExitCode
+where
+    Run: FnOnce(C, tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use std::process::ExitCode;
+
+    let config = match load(&Source::from_env()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{name}: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    // async-nats (ring) and reqwest (aws-lc-rs) both bring rustls; pick one provider for the
+    // process or the first TLS connection panics.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let (subscriber, guard) = match sidechain_telemetry::build(name, telemetry(&config)) {
+        Ok(built) => built,
+        Err(err) => {
+            eprintln!("{name}: telemetry error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!("{name}: a global tracing subscriber was already installed");
+    }
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
+
+    let shutdown = crate::shutdown::on_signal();
+    let outcome = run(config, shutdown).await;
+    let code = match &outcome {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "stopped with an error");
+            ExitCode::FAILURE
+        }
+    };
+    guard.shutdown();
+    code
+}
+
+/// What every service connects to at start: NATS (with JetStream), Redis, a metrics registry
+/// and readiness checks for all three (`nats`, `redis`, `events_stream`).
+///
+/// Nothing here waits for a server: NATS connects in the background, Redis on first use, and
+/// the `EVENTS` stream is ensured by [`Foundation::ensure_stream`] with retries, so a service
+/// started before its dependencies serves health (not ready) and becomes ready when they appear.
+#[derive(Debug)]
+pub struct Foundation {
+    /// NATS connection.
+    pub nats: async_nats::Client,
+    /// JetStream context on it.
+    pub jetstream: async_nats::jetstream::Context,
+    /// Redis connection.
+    pub redis: crate::redis::RedisConn,
+    /// Registry to add the service's metrics to before serving it.
+    pub registry: prometheus_client::registry::Registry,
+    /// Readiness checks; add the service's own with `with_check`.
+    pub readiness: sidechain_telemetry::admin::Readiness,
+    stream_ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Foundation {
+    /// Connects (without waiting) as `service`.
+    pub async fn connect(
+        service: &str,
+        config: &ServiceConfig,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        use std::sync::atomic::Ordering;
+
+        let nats = crate::nats::connect(service, &config.nats).await?;
+        let jetstream = crate::nats::jetstream(nats.clone(), &config.nats);
+        let redis = crate::redis::connect(&config.redis).context("REDIS_URL")?;
+        let stream_ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readiness = sidechain_telemetry::admin::Readiness::new(shutdown.clone())
+            .with_check("nats", crate::nats::readiness_check(nats.clone()))
+            .with_check("redis", crate::redis::readiness_check(redis.clone()))
+            .with_check("events_stream", {
+                let ready = stream_ready.clone();
+                move || {
+                    let ok = ready.load(Ordering::Relaxed);
+                    async move {
+                        if ok {
+                            Ok(())
+                        } else {
+                            Err("not set up yet".to_owned())
+                        }
+                    }
+                }
+            });
+        Ok(Self {
+            nats,
+            jetstream,
+            redis,
+            registry: sidechain_telemetry::metrics::new_registry(),
+            readiness,
+            stream_ready,
+        })
+    }
+
+    /// Creates or updates the `EVENTS` stream, retrying until NATS answers; readiness reports
+    /// `events_stream` down until then. Returns `false` if shutdown came first.
+    pub async fn ensure_stream(
+        jetstream: &async_nats::jetstream::Context,
+        settings: &crate::nats::StreamConfig,
+        ready: &std::sync::atomic::AtomicBool,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        let done = crate::retry::until_ok("create the EVENTS stream", shutdown, || {
+            crate::nats::ensure_events_stream(jetstream, settings)
+        })
+        .await
+        .is_ok();
+        if done {
+            ready.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("EVENTS stream ready");
+        }
+        done
+    }
+
+    /// The flag [`Foundation::ensure_stream`] sets.
+    pub fn stream_ready(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.stream_ready.clone()
+    }
+}
+
+/// The admin server (metrics, health) of a service, stopped last.
+#[derive(Debug)]
+pub struct AdminServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl AdminServer {
+    /// Binds `addr` and serves `registry` and `readiness` until [`AdminServer::stop`].
+    pub async fn start(
+        addr: SocketAddr,
+        registry: prometheus_client::registry::Registry,
+        readiness: sidechain_telemetry::admin::Readiness,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding METRICS_PORT {addr}"))?;
+        let addr = listener.local_addr()?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(sidechain_telemetry::admin::serve(
+            listener,
+            sidechain_telemetry::admin::router(std::sync::Arc::new(registry), readiness),
+            stop.clone(),
+        ));
+        Ok(Self { addr, stop, task })
+    }
+
+    /// Stops serving.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await??;
+        Ok(())
+    }
+}

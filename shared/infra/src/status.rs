@@ -1,0 +1,88 @@
+//! Gorse's health as published by the feedback service in the KV bucket `status` (key
+//! `gorse`), followed with a KV watch so `/health/gorse` answers from memory.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use futures::StreamExt as _;
+use prost::Message as _;
+use sidechain_events::rpc::GorseStatus;
+use sidechain_events::subjects::{GORSE_STATUS_KEY, STATUS_BUCKET};
+use tokio_util::sync::CancellationToken;
+
+/// The status bucket's configuration (created by whichever service starts first).
+pub fn bucket_config(replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: STATUS_BUCKET.to_owned(),
+        description: "Service status shared between Sidechain services".to_owned(),
+        history: 1,
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    }
+}
+
+/// The latest Gorse status seen (none until the feedback service published one).
+#[derive(Debug, Clone, Default)]
+pub struct GorseStatusView {
+    latest: Arc<RwLock<Option<GorseStatus>>>,
+}
+
+impl GorseStatusView {
+    /// The latest status, if any.
+    pub fn latest(&self) -> Option<GorseStatus> {
+        self.latest.read().ok().and_then(|s| *s)
+    }
+
+    fn set(&self, status: Option<GorseStatus>) {
+        if let Ok(mut latest) = self.latest.write() {
+            *latest = status;
+        }
+    }
+
+    /// Follows the key until shutdown, opening the bucket (`replicas` copies when creating it)
+    /// and re-watching after NATS outages.
+    pub async fn follow(
+        self,
+        js: jetstream::Context,
+        replicas: usize,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let watch = match crate::nats::ensure_kv_bucket(&js, bucket_config(replicas)).await {
+                Ok(bucket) => bucket
+                    .watch_with_history(GORSE_STATUS_KEY)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(err) => Err(err.to_string()),
+            };
+            match watch {
+                Ok(mut watch) => loop {
+                    tokio::select! {
+                        entry = watch.next() => match entry {
+                            Some(Ok(entry)) => match entry.operation {
+                                kv::Operation::Put => match GorseStatus::decode(entry.value) {
+                                    Ok(status) => self.set(Some(status)),
+                                    Err(err) => tracing::warn!(error = %err, "undecodable Gorse status"),
+                                },
+                                kv::Operation::Delete | kv::Operation::Purge => self.set(None),
+                            },
+                            Some(Err(err)) => {
+                                tracing::warn!(error = %err, "Gorse status watch failed");
+                                break;
+                            }
+                            None => break,
+                        },
+                        () = shutdown.cancelled() => return,
+                    }
+                },
+                Err(err) => tracing::warn!(error = %err, "cannot watch Gorse status; retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {},
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}

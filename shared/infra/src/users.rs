@@ -1,0 +1,244 @@
+//! User accounts, stored durably in the NATS KV bucket `users` (owned by the edge).
+//!
+//! Keys (KV keys allow only `[-/_=.a-zA-Z0-9]`, hence the hashed email):
+//! - `user.<uuid>` → the `UserRecord` (protobuf)
+//! - `username.<lower-case name>` → user id: the claim that makes usernames unique
+//! - `email.<hex sha256 of lower-case email>` → user id: same for emails
+//!
+//! Registration claims the username, then the email, with KV `create` (atomic: of two
+//! concurrent registrations exactly one wins), then writes the record. Failures undo the claims.
+//! A process crash between the steps can leave a claim without a record; such a claim older
+//! than [`STALE_CLAIM_AFTER`] is taken over by the next registration of that name.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use prost::Message as _;
+use sha2::{Digest as _, Sha256};
+use sidechain_events::UserId;
+use sidechain_events::rpc::UserRecord;
+use sidechain_events::subjects::USERS_BUCKET;
+
+/// A claim older than this whose user record never appeared belongs to a crashed registration.
+pub const STALE_CLAIM_AFTER: Duration = Duration::from_secs(60);
+
+/// The store could not be reached or answered nonsense.
+#[derive(Debug, thiserror::Error)]
+#[error("user store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Why a registration did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// Someone has this username.
+    #[error("username taken")]
+    UsernameTaken,
+    /// Someone has this email.
+    #[error("email taken")]
+    EmailTaken,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The bucket's configuration (shared with the cache service, which reads it).
+pub fn bucket_config(replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: USERS_BUCKET.to_owned(),
+        description: "Sidechain user accounts (owned by the edge service)".to_owned(),
+        history: 1,
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    }
+}
+
+/// Reads and writes accounts. The bucket is opened (or created) on first use and reopened
+/// after a failure, so a store made before NATS is reachable starts working when it is.
+#[derive(Debug, Clone)]
+pub struct UserStore {
+    js: jetstream::Context,
+    replicas: usize,
+    bucket: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+}
+
+fn user_key(id: UserId) -> String {
+    format!("user.{id}")
+}
+
+fn username_key(username: &str) -> String {
+    format!("username.{}", username.to_lowercase())
+}
+
+fn email_key(email: &str) -> String {
+    format!(
+        "email.{}",
+        hex::encode(Sha256::digest(email.to_lowercase().as_bytes()))
+    )
+}
+
+fn store_error(err: impl std::fmt::Display) -> StoreError {
+    StoreError(err.to_string())
+}
+
+impl UserStore {
+    /// A store in the `users` bucket of `js` (`replicas` copies when it has to be created).
+    pub fn new(js: jetstream::Context, replicas: usize) -> Self {
+        Self {
+            js,
+            replicas,
+            bucket: std::sync::Arc::default(),
+        }
+    }
+
+    async fn kv(&self) -> Result<&kv::Store, StoreError> {
+        self.bucket
+            .get_or_try_init(|| async {
+                crate::nats::ensure_kv_bucket(&self.js, bucket_config(self.replicas))
+                    .await
+                    .map_err(store_error)
+            })
+            .await
+    }
+
+    /// Stores a new account with a unique username and email.
+    pub async fn register(&self, record: &UserRecord) -> Result<(), RegisterError> {
+        let id = Bytes::from(record.id.clone());
+        if !self
+            .claim(&username_key(&record.username), id.clone())
+            .await?
+        {
+            return Err(RegisterError::UsernameTaken);
+        }
+        if !self.claim(&email_key(&record.email), id).await? {
+            self.release(&username_key(&record.username)).await;
+            return Err(RegisterError::EmailTaken);
+        }
+        if let Err(err) = self
+            .kv()
+            .await?
+            .put(
+                format!("user.{}", record.id),
+                Bytes::from(record.encode_to_vec()),
+            )
+            .await
+        {
+            self.release(&username_key(&record.username)).await;
+            self.release(&email_key(&record.email)).await;
+            return Err(store_error(err).into());
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Self::register`] (when the registration event could not be stored).
+    pub async fn unregister(&self, record: &UserRecord) {
+        if let Ok(id) = record.id.parse::<UserId>() {
+            self.release(&user_key(id)).await;
+        }
+        self.release(&username_key(&record.username)).await;
+        self.release(&email_key(&record.email)).await;
+    }
+
+    /// The account with this id.
+    pub async fn by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        let Some(bytes) = self
+            .kv()
+            .await?
+            .get(user_key(id))
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        UserRecord::decode(bytes).map(Some).map_err(store_error)
+    }
+
+    /// The account whose username or email is `login` (case-insensitive).
+    pub async fn by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        let key = if login.contains('@') {
+            email_key(login)
+        } else {
+            username_key(login)
+        };
+        if !is_valid_key(&key) {
+            return Ok(None);
+        }
+        let Some(id) = self.kv().await?.get(key).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        let Some(id) = std::str::from_utf8(&id).ok().and_then(|s| s.parse().ok()) else {
+            return Ok(None);
+        };
+        self.by_id(id).await
+    }
+
+    /// Creates `key` → `value` unless someone holds it. Takes over a stale claim (see module
+    /// docs). `Ok(false)` means taken.
+    async fn claim(&self, key: &str, value: Bytes) -> Result<bool, StoreError> {
+        let kv = self.kv().await?;
+        match kv.create(key, value.clone()).await {
+            Ok(_) => return Ok(true),
+            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(err) => return Err(store_error(err)),
+        }
+        let Some(entry) = kv.entry(key).await.map_err(store_error)? else {
+            return Ok(false);
+        };
+        let owner = std::str::from_utf8(&entry.value)
+            .ok()
+            .and_then(|s| s.parse::<UserId>().ok());
+        let orphaned = match owner {
+            Some(owner) => self.by_id(owner).await?.is_none(),
+            None => true,
+        };
+        let age = chrono::Utc::now() - entry.created;
+        if !orphaned || age < chrono::Duration::from_std(STALE_CLAIM_AFTER).unwrap_or_default() {
+            return Ok(false);
+        }
+        tracing::warn!(
+            key,
+            "taking over a claim left by an interrupted registration"
+        );
+        // Compare-and-swap on the revision: if anyone else touched it, they win.
+        match kv.update(key, value, entry.revision).await {
+            Ok(_) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    async fn release(&self, key: &str) {
+        let purged = match self.kv().await {
+            Ok(kv) => kv.purge(key).await.map_err(store_error),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = purged {
+            tracing::warn!(key, error = %err, "could not release a user key; it will be reclaimed when stale");
+        }
+    }
+}
+
+/// Usernames are validated before they get here; this guards lookups by arbitrary text.
+fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('.')
+        && !key.ends_with('.')
+        && !key.contains("..")
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.' | b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_case_insensitive_and_kv_safe() {
+        assert_eq!(username_key("LoopMaker"), "username.loopmaker");
+        assert_eq!(email_key("A@B.io"), email_key("a@b.io"));
+        assert!(is_valid_key(&email_key("someone+tag@example.com")));
+        assert!(!is_valid_key("username.has space"));
+        assert!(!is_valid_key("username."));
+    }
+}

@@ -1,0 +1,73 @@
+//! A service binary run as a child process, as an operator would run it: configured through
+//! its environment, logging to stdout, stopped with SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running service binary whose stdout is captured in a file.
+#[derive(Debug)]
+pub struct ServiceBinary {
+    child: Child,
+    stdout: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ServiceBinary {
+    /// Starts `binary` with exactly `env` (plus `PATH`).
+    pub fn spawn(binary: &Path, env: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stdout = dir.path().join("stdout.log");
+        let out = std::fs::File::create(&stdout).expect("stdout file");
+        let err = out.try_clone().expect("clone");
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("service binary starts");
+        Self {
+            child,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    /// Everything written to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM (through `kill`, as an orchestrator would).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ServiceBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

