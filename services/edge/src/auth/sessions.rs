@@ -1,0 +1,312 @@
+//! Session checks with two tiers of cache.
+//!
+//! 1. In-process (moka): verified sessions for at most `SESSION_CACHE_TTL` (≤ 5 min) and never
+//!    past the token's expiry. Concurrent misses for one token make one remote check.
+//! 2. The cache service (`auth.session` request/reply), which keeps `jwt_cache:{sha256}` in
+//!    Redis and knows every revocation.
+//!
+//! Revocation reaches every edge instance through the `auth.revoked` broadcast: the instance
+//! handling a logout sends it at once, and the cache service sends it again when it applies the
+//! logout event. Each instance also keeps the revoked token hashes it heard of until expiry.
+//!
+//! If the cache service does not answer, the edge checks what it can itself (the user exists in
+//! the `users` bucket) and trusts that for [`LOCAL_FALLBACK_TTL`] only.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::Client;
+use futures::StreamExt as _;
+use moka::Expiry;
+use moka::future::Cache;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use prost::Message as _;
+use sidechain_events::rpc::{SessionReply, SessionRequest, SessionStatus, TokenRevoked};
+use sidechain_events::{UserId, subjects};
+use tokio_util::sync::CancellationToken;
+
+use super::jwt::VerifiedToken;
+use crate::cache_client::CacheClient;
+use sidechain_infra::users::UserStore;
+
+/// How long a session checked only locally (cache service unreachable) is trusted.
+pub const LOCAL_FALLBACK_TTL: Duration = Duration::from_secs(30);
+
+/// A live session: who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The user.
+    pub user_id: UserId,
+    /// Current username.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// When the token expires.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// Who vouched for it.
+    pub source: SessionSource,
+}
+
+/// Who checked a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionSource {
+    /// The cache service (knows revocations).
+    CacheService,
+    /// This edge alone, while the cache service did not answer.
+    LocalFallback,
+}
+
+/// Why a verified token is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The owner logged out with this token.
+    #[error("token revoked")]
+    Revoked,
+    /// The token's user no longer exists.
+    #[error("unknown user")]
+    UnknownUser,
+    /// Neither the cache service nor the user store could answer.
+    #[error("session store unavailable")]
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    tier: &'static str,
+    result: &'static str,
+}
+
+struct SessionExpiry {
+    ttl: Duration,
+}
+
+impl Expiry<String, Arc<Session>> for SessionExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        session: &Arc<Session>,
+        _now: Instant,
+    ) -> Option<Duration> {
+        let until_expiry = (session.expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        let ttl = match session.source {
+            SessionSource::CacheService => self.ttl,
+            SessionSource::LocalFallback => LOCAL_FALLBACK_TTL.min(self.ttl),
+        };
+        Some(ttl.min(until_expiry))
+    }
+}
+
+/// The session checker of one edge instance.
+#[derive(Clone)]
+pub struct Sessions {
+    cache: Cache<String, Arc<Session>>,
+    revoked: Cache<String, ()>,
+    remote: CacheClient,
+    users: UserStore,
+    nats: Client,
+    lookups: Family<LookupLabels, Counter>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("cached", &self.cache.entry_count())
+            .field("revoked", &self.revoked.entry_count())
+            .finish()
+    }
+}
+
+impl Sessions {
+    /// A checker trusting cached sessions for `ttl`; `max_token_ttl` bounds how long revocations
+    /// are remembered.
+    pub fn new(
+        remote: CacheClient,
+        users: UserStore,
+        nats: Client,
+        ttl: Duration,
+        max_token_ttl: Duration,
+        registry: &mut Registry,
+    ) -> Self {
+        let lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "session_lookups",
+            "Session checks by tier (memory|cache_service|local_fallback) and result",
+            lookups.clone(),
+        );
+        Self {
+            cache: Cache::builder()
+                .max_capacity(200_000)
+                .expire_after(SessionExpiry { ttl })
+                .build(),
+            revoked: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(max_token_ttl)
+                .build(),
+            remote,
+            users,
+            nats,
+            lookups,
+        }
+    }
+
+    fn count(&self, tier: &'static str, result: &'static str) {
+        self.lookups
+            .get_or_create(&LookupLabels { tier, result })
+            .inc();
+    }
+
+    /// Whether the token's session is alive.
+    pub async fn check(&self, token: &VerifiedToken) -> Result<Arc<Session>, SessionError> {
+        if self.revoked.contains_key(&token.sha256) {
+            self.count("memory", "revoked");
+            return Err(SessionError::Revoked);
+        }
+        if let Some(session) = self.cache.get(&token.sha256).await {
+            self.count("memory", "hit");
+            tracing::debug!("session cache hit");
+            return Ok(session);
+        }
+        self.count("memory", "miss");
+        tracing::debug!("session cache miss");
+        let this = self.clone();
+        let token_for_init = token.clone();
+        self.cache
+            .try_get_with(token.sha256.clone(), async move {
+                this.check_remotely(&token_for_init).await.map(Arc::new)
+            })
+            .await
+            .map_err(|err| (*err).clone())
+    }
+
+    async fn check_remotely(&self, token: &VerifiedToken) -> Result<Session, SessionError> {
+        let request = SessionRequest {
+            token_sha256: token.sha256.clone(),
+            token_id: token.token_id.clone(),
+            user_id: token.user_id.to_string(),
+            expires_at_ms: token.expires_at.timestamp_millis(),
+        };
+        match self.remote.session(&request).await {
+            Ok(reply) => self.interpret(token, reply).await,
+            Err(err) => {
+                tracing::warn!(error = %err, "cache service did not answer a session check; checking locally");
+                self.check_locally(token).await
+            }
+        }
+    }
+
+    async fn interpret(
+        &self,
+        token: &VerifiedToken,
+        reply: SessionReply,
+    ) -> Result<Session, SessionError> {
+        match SessionStatus::try_from(reply.status).unwrap_or(SessionStatus::Unspecified) {
+            SessionStatus::Active => {
+                self.count("cache_service", "active");
+                let user = reply.user.unwrap_or_default();
+                Ok(Session {
+                    user_id: token.user_id,
+                    username: if user.username.is_empty() {
+                        token.username.clone()
+                    } else {
+                        user.username
+                    },
+                    display_name: user.display_name,
+                    expires_at: token.expires_at,
+                    source: SessionSource::CacheService,
+                })
+            }
+            SessionStatus::Revoked => {
+                self.count("cache_service", "revoked");
+                self.revoked.insert(token.sha256.clone(), ()).await;
+                Err(SessionError::Revoked)
+            }
+            SessionStatus::UnknownUser => {
+                self.count("cache_service", "unknown_user");
+                Err(SessionError::UnknownUser)
+            }
+            SessionStatus::Unspecified => {
+                tracing::warn!(error = ?reply.error, "cache service could not check a session; checking locally");
+                self.check_locally(token).await
+            }
+        }
+    }
+
+    async fn check_locally(&self, token: &VerifiedToken) -> Result<Session, SessionError> {
+        match self.users.by_id(token.user_id).await {
+            Ok(Some(user)) => {
+                self.count("local_fallback", "active");
+                Ok(Session {
+                    user_id: token.user_id,
+                    username: user.username,
+                    display_name: user.display_name,
+                    expires_at: token.expires_at,
+                    source: SessionSource::LocalFallback,
+                })
+            }
+            Ok(None) => {
+                self.count("local_fallback", "unknown_user");
+                Err(SessionError::UnknownUser)
+            }
+            Err(err) => {
+                self.count("local_fallback", "unavailable");
+                tracing::warn!(error = %err, "cannot check a session: user store unavailable");
+                Err(SessionError::Unavailable)
+            }
+        }
+    }
+
+    /// Forgets a token on this instance and tells every other edge to (logout).
+    pub async fn revoke(&self, token: &VerifiedToken) {
+        self.revoke_here(&token.sha256).await;
+        let notice = TokenRevoked {
+            token_sha256: token.sha256.clone(),
+            expires_at_ms: token.expires_at.timestamp_millis(),
+        };
+        if let Err(err) = self
+            .nats
+            .publish(subjects::AUTH_REVOKED, notice.encode_to_vec().into())
+            .await
+        {
+            // The stored logout event still reaches the cache service, which broadcasts again.
+            tracing::warn!(error = %err, "could not broadcast a revocation");
+        }
+    }
+
+    async fn revoke_here(&self, sha256: &str) {
+        self.revoked.insert(sha256.to_owned(), ()).await;
+        self.cache.invalidate(sha256).await;
+    }
+
+    /// Listens to `auth.revoked` until shutdown, dropping revoked sessions from this instance.
+    pub async fn follow_revocations(self, shutdown: CancellationToken) {
+        loop {
+            let mut subscription = match self.nats.subscribe(subjects::AUTH_REVOKED).await {
+                Ok(sub) => sub,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot subscribe to revocations; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    message = subscription.next() => match message {
+                        Some(message) => match TokenRevoked::decode(message.payload) {
+                            Ok(notice) => self.revoke_here(&notice.token_sha256).await,
+                            Err(err) => tracing::warn!(error = %err, "undecodable revocation notice"),
+                        },
+                        None => break,
+                    },
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Requests from the edge to the cache service over NATS request/reply: feed pages, comment
+//! lists, post/comment lookups and session checks. Every failure to get an answer becomes a
+//! 503 with `Retry-After` for the client (the read side is down, nothing was written).
+
+use std::time::{Duration, Instant};
+
+use async_nats::Client;
+use moka::future::Cache;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use sidechain_events::rpc::{
+    self, CommentsReply, CommentsRequest, ErrorCode, FeedKind, FeedPage, FeedReply, FeedRequest,
+    LookupReply, LookupRequest, RpcError, SessionReply, SessionRequest, lookup_request::Target,
+};
+use sidechain_events::{CommentId, PostId, UserId, subjects};
+use sidechain_infra::nats::{self, RequestError};
+
+use crate::error::ApiError;
+use crate::http::extract::Page;
+
+/// How long the edge remembers that a post exists (saves a lookup per like). A post deleted in
+/// the meantime may still receive interactions for this long; consumers ignore them.
+const KNOWN_POST_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    subject: &'static str,
+    outcome: &'static str,
+}
+
+/// Client of the cache service.
+#[derive(Debug, Clone)]
+pub struct CacheClient {
+    nats: Client,
+    timeout: Duration,
+    known_posts: Cache<PostId, UserId>,
+    durations: Family<RequestLabels, Histogram>,
+}
+
+/// Who owns a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostOwner(pub UserId);
+
+/// Where a comment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommentLocation {
+    /// The post it belongs to.
+    pub post_id: PostId,
+}
+
+impl CacheClient {
+    /// A client waiting at most `timeout` per request; registers its latency histogram.
+    pub fn new(nats: Client, timeout: Duration, registry: &mut Registry) -> Self {
+        let durations = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(sidechain_telemetry::metrics::latency_buckets())
+        });
+        registry.register_with_unit(
+            "nats_request_duration",
+            "Time for the cache service to answer a request, by subject and outcome",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        Self {
+            nats,
+            timeout,
+            known_posts: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(KNOWN_POST_TTL)
+                .build(),
+            durations,
+        }
+    }
+
+    async fn ask<Req: prost::Message, Rep: prost::Message + Default>(
+        &self,
+        subject: &'static str,
+        full_subject: &str,
+        request: &Req,
+    ) -> Result<Rep, RequestError> {
+        let started = Instant::now();
+        let result = nats::request(&self.nats, full_subject, request, self.timeout).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(RequestError::NoResponders(_)) => "no_responders",
+            Err(RequestError::TimedOut(_)) => "timeout",
+            Err(RequestError::BadReply { .. }) => "bad_reply",
+        };
+        self.durations
+            .get_or_create(&RequestLabels { subject, outcome })
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// A page of a feed.
+    pub async fn feed(
+        &self,
+        kind: FeedKind,
+        viewer: Option<UserId>,
+        target: Option<UserId>,
+        page: Page,
+    ) -> Result<FeedPage, ApiError> {
+        let request = FeedRequest {
+            kind: kind as i32,
+            viewer_user_id: viewer.map(|v| v.to_string()).unwrap_or_default(),
+            target_user_id: target.map(|t| t.to_string()).unwrap_or_default(),
+            limit: page.limit,
+            offset: page.offset,
+        };
+        let reply: FeedReply = self
+            .ask("feed", &subjects::feed_subject(kind), &request)
+            .await
+            .map_err(unavailable)?;
+        match reply.result {
+            Some(rpc::feed_reply::Result::Page(page)) => Ok(page),
+            Some(rpc::feed_reply::Result::Error(err)) => Err(rpc_error(err)),
+            None => Err(bad_reply("feed")),
+        }
+    }
+
+    /// Whether the post exists, and who owns it (`None`: no such post, or deleted).
+    pub async fn post_owner(&self, post_id: PostId) -> Result<Option<PostOwner>, ApiError> {
+        if let Some(owner) = self.known_posts.get(&post_id).await {
+            return Ok(Some(PostOwner(owner)));
+        }
+        let reply: LookupReply = self
+            .ask(
+                "lookup.post",
+                subjects::LOOKUP_POST,
+                &LookupRequest {
+                    target: Some(Target::PostId(post_id.to_string())),
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        if let Some(err) = reply.error {
+            return Err(rpc_error(err));
+        }
+        if !reply.found {
+            return Ok(None);
+        }
+        let owner: UserId = reply
+            .owner_user_id
+            .parse()
+            .map_err(|_| bad_reply("lookup.post"))?;
+        self.known_posts.insert(post_id, owner).await;
+        Ok(Some(PostOwner(owner)))
+    }
+
+    /// Remembers a post this edge just created or forgets one it just deleted.
+    pub async fn remember_post(&self, post_id: PostId, owner: Option<UserId>) {
+        match owner {
+            Some(owner) => self.known_posts.insert(post_id, owner).await,
+            None => self.known_posts.invalidate(&post_id).await,
+        }
+    }
+
+    /// Where a comment is (`None`: no such comment).
+    pub async fn comment_location(
+        &self,
+        comment_id: CommentId,
+    ) -> Result<Option<CommentLocation>, ApiError> {
+        let reply: LookupReply = self
+            .ask(
+                "lookup.comment",
+                subjects::LOOKUP_COMMENT,
+                &LookupRequest {
+                    target: Some(Target::CommentId(comment_id.to_string())),
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        if let Some(err) = reply.error {
+            return Err(rpc_error(err));
+        }
+        if !reply.found {
+            return Ok(None);
+        }
+        let post_id = reply
+            .post_id
+            .parse()
+            .map_err(|_| bad_reply("lookup.comment"))?;
+        Ok(Some(CommentLocation { post_id }))
+    }
+
+    /// A page of a post's comments.
+    pub async fn comments(&self, post_id: PostId, page: Page) -> Result<CommentsReply, ApiError> {
+        let reply: CommentsReply = self
+            .ask(
+                "comments.list",
+                subjects::COMMENTS_LIST,
+                &CommentsRequest {
+                    post_id: post_id.to_string(),
+                    limit: page.limit,
+                    offset: page.offset,
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        match reply.error.clone() {
+            Some(err) => Err(rpc_error(err)),
+            None => Ok(reply),
+        }
+    }
+
+    /// Asks the cache service whether a verified token's session is alive.
+    pub async fn session(&self, request: &SessionRequest) -> Result<SessionReply, RequestError> {
+        self.ask("auth.session", subjects::AUTH_SESSION, request)
+            .await
+    }
+}
+
+fn unavailable(err: RequestError) -> ApiError {
+    match err {
+        RequestError::BadReply { subject, reason } => {
+            tracing::error!(
+                subject,
+                reason,
+                "the cache service sent an unreadable reply"
+            );
+            ApiError::Internal
+        }
+        other => {
+            tracing::warn!(error = %other, "cache service unavailable");
+            ApiError::unavailable(
+                "feed_service_unavailable",
+                "feeds are temporarily unavailable; retry shortly",
+            )
+        }
+    }
+}
+
+fn bad_reply(subject: &str) -> ApiError {
+    tracing::error!(subject, "the cache service sent a reply without a result");
+    ApiError::Internal
+}
+
+fn rpc_error(err: RpcError) -> ApiError {
+    match ErrorCode::try_from(err.code).unwrap_or(ErrorCode::Unspecified) {
+        ErrorCode::NotFound => ApiError::NotFound(err.message),
+        ErrorCode::InvalidArgument => ApiError::bad_request("invalid_request", err.message),
+        ErrorCode::Unavailable | ErrorCode::Unspecified => {
+            ApiError::unavailable("feed_service_unavailable", err.message)
+        }
+    }
+}

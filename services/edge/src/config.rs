@@ -1,0 +1,289 @@
+//! The edge's settings. Everything comes from environment variables (see `.env.example`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use sidechain_config::{ConfigError, Source};
+use sidechain_infra::service::ServiceConfig;
+
+use crate::rate_limit::{Class, Quota};
+
+/// Default metrics/health port of the edge.
+pub const DEFAULT_METRICS_PORT: u16 = 9090;
+
+/// Everything the edge is configured with.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Settings shared by all services (connections, telemetry, metrics port, drain cap).
+    pub service: ServiceConfig,
+    /// `PORT`: the client API (default 8787; 0 picks a free port).
+    pub port: u16,
+    /// `JWT_SECRET` (required, at least 32 bytes) and token lifetimes.
+    pub auth: AuthConfig,
+    /// `RATE_LIMIT_*`: requests allowed per client per route class.
+    pub rate_limits: RateLimits,
+    /// `TRUSTED_PROXIES`: comma-separated CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `MAX_BODY_BYTES`: larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// `REQUEST_TIMEOUT`: a request still running after this gets 503.
+    pub request_timeout: Duration,
+    /// `CACHE_REQUEST_TIMEOUT`: how long to wait for the cache service (feeds, sessions, lookups).
+    pub cache_request_timeout: Duration,
+}
+
+/// Token settings.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// HMAC key of the HS256 tokens.
+    pub jwt_secret: Vec<u8>,
+    /// `JWT_TTL`: lifetime of issued tokens (default 24 h).
+    pub token_ttl: Duration,
+    /// `SESSION_CACHE_TTL`: how long a verified session is trusted in-process (≤ 5 min).
+    pub session_cache_ttl: Duration,
+    /// `PASSWORD_HASH_CONCURRENCY`: argon2 hashes computed at once (each takes ~19 MiB, tens of ms).
+    pub password_hash_concurrency: usize,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &"[redacted]")
+            .field("token_ttl", &self.token_ttl)
+            .field("session_cache_ttl", &self.session_cache_ttl)
+            .field("password_hash_concurrency", &self.password_hash_concurrency)
+            .finish()
+    }
+}
+
+/// Quotas per route class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    /// `RATE_LIMIT_DEFAULT` (100/1m): everything not in another class.
+    pub default: Quota,
+    /// `RATE_LIMIT_AUTH` (10/1m): register, login, refresh; keyed by client IP.
+    pub auth: Quota,
+    /// `RATE_LIMIT_UPLOAD` (20/1m): post creation.
+    pub upload: Quota,
+}
+
+impl RateLimits {
+    /// The quota of a class.
+    pub fn quota(&self, class: Class) -> Quota {
+        match class {
+            Class::Default => self.default,
+            Class::Auth => self.auth,
+            Class::Upload => self.upload,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(default = "default_port")]
+    port: u16,
+    jwt_secret: String,
+    #[serde(default = "default_token_ttl", with = "sidechain_config::duration")]
+    jwt_ttl: Duration,
+    #[serde(default = "default_session_ttl", with = "sidechain_config::duration")]
+    session_cache_ttl: Duration,
+    #[serde(default = "default_hash_concurrency")]
+    password_hash_concurrency: usize,
+    #[serde(default = "default_quota")]
+    rate_limit_default: String,
+    #[serde(default = "auth_quota")]
+    rate_limit_auth: String,
+    #[serde(default = "upload_quota")]
+    rate_limit_upload: String,
+    #[serde(default)]
+    trusted_proxies: String,
+    #[serde(default = "default_max_body")]
+    max_body_bytes: usize,
+    #[serde(
+        default = "default_request_timeout",
+        with = "sidechain_config::duration"
+    )]
+    request_timeout: Duration,
+    #[serde(default = "default_cache_timeout", with = "sidechain_config::duration")]
+    cache_request_timeout: Duration,
+}
+
+fn default_port() -> u16 {
+    8787
+}
+fn default_token_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_hash_concurrency() -> usize {
+    4
+}
+fn default_quota() -> String {
+    "100/1m".to_owned()
+}
+fn auth_quota() -> String {
+    "10/1m".to_owned()
+}
+fn upload_quota() -> String {
+    "20/1m".to_owned()
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_cache_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// Minimum HMAC key length: 256 bits, the HS256 output size (RFC 7518 §3.2).
+const MIN_SECRET_BYTES: usize = 32;
+
+impl EdgeConfig {
+    /// Reads and checks the settings.
+    pub fn from_source(source: &Source) -> Result<Self, ConfigError> {
+        let service = ServiceConfig::from_source(source, DEFAULT_METRICS_PORT)?;
+        let raw: Raw = sidechain_config::load(source)?;
+        if raw.jwt_secret.len() < MIN_SECRET_BYTES {
+            return Err(ConfigError::invalid(
+                "JWT_SECRET",
+                format!(
+                    "must be at least {MIN_SECRET_BYTES} bytes (generate one with `openssl rand -hex 32`)"
+                ),
+            ));
+        }
+        if raw.jwt_ttl < Duration::from_secs(60) {
+            return Err(ConfigError::invalid("JWT_TTL", "must be at least 1m"));
+        }
+        if raw.session_cache_ttl > Duration::from_secs(300) {
+            return Err(ConfigError::invalid(
+                "SESSION_CACHE_TTL",
+                "must be at most 5m, so revocations missed by a broadcast still take effect",
+            ));
+        }
+        if raw.password_hash_concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "PASSWORD_HASH_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        if raw.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "MAX_BODY_BYTES",
+                "must be at least 1024",
+            ));
+        }
+        let rate_limits = RateLimits {
+            default: Quota::parse(&raw.rate_limit_default)
+                .map_err(|e| ConfigError::invalid("RATE_LIMIT_DEFAULT", e))?,
+            auth: Quota::parse(&raw.rate_limit_auth)
+                .map_err(|e| ConfigError::invalid("RATE_LIMIT_AUTH", e))?,
+            upload: Quota::parse(&raw.rate_limit_upload)
+                .map_err(|e| ConfigError::invalid("RATE_LIMIT_UPLOAD", e))?,
+        };
+        let trusted_proxies = raw
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::invalid(
+                            "TRUSTED_PROXIES",
+                            format!("'{s}' is not an IP address or CIDR such as 10.0.0.0/8"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            service,
+            port: raw.port,
+            auth: AuthConfig {
+                jwt_secret: raw.jwt_secret.into_bytes(),
+                token_ttl: raw.jwt_ttl,
+                session_cache_ttl: raw.session_cache_ttl,
+                password_hash_concurrency: raw.password_hash_concurrency,
+            },
+            rate_limits,
+            trusted_proxies,
+            max_body_bytes: raw.max_body_bytes,
+            request_timeout: raw.request_timeout,
+            cache_request_timeout: raw.cache_request_timeout,
+        })
+    }
+
+    /// Where the client API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.service.bind_address, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config =
+            EdgeConfig::from_source(&Source::default().with("JWT_SECRET", SECRET)).expect("loads");
+        assert_eq!(config.port, 8787);
+        assert_eq!(config.service.metrics_port, 9090);
+        assert_eq!(
+            config.rate_limits.auth,
+            Quota::parse("10/1m").expect("quota")
+        );
+        assert_eq!(config.rate_limits.default.count, 100);
+        assert_eq!(config.auth.token_ttl, Duration::from_secs(86_400));
+        assert!(config.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn the_secret_is_required_long_and_never_printed() {
+        let err = EdgeConfig::from_source(&Source::default()).expect_err("missing");
+        assert_eq!(err.to_string(), "JWT_SECRET is required but not set");
+        let err = EdgeConfig::from_source(&Source::default().with("JWT_SECRET", "short"))
+            .expect_err("short");
+        assert!(matches!(&err, ConfigError::Invalid { var, .. } if var == "JWT_SECRET"));
+        let config =
+            EdgeConfig::from_source(&Source::default().with("JWT_SECRET", SECRET)).expect("ok");
+        assert!(!format!("{config:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("PORT", "http"),
+            ("RATE_LIMIT_AUTH", "ten"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, not-an-ip"),
+            ("SESSION_CACHE_TTL", "1h"),
+            ("CACHE_REQUEST_TIMEOUT", "soon"),
+        ] {
+            let source = Source::default()
+                .with("JWT_SECRET", SECRET)
+                .with(var, value);
+            let err = EdgeConfig::from_source(&source).expect_err(var);
+            assert!(
+                matches!(&err, ConfigError::Invalid { var: named, .. } if named == var),
+                "{var}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks() {
+        let source = Source::default()
+            .with("JWT_SECRET", SECRET)
+            .with("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.10");
+        let config = EdgeConfig::from_source(&source).expect("loads");
+        assert_eq!(config.trusted_proxies.len(), 2);
+    }
+}

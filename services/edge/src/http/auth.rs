@@ -1,0 +1,292 @@
+//! `/api/v1/auth/*`: register, login, refresh, me, logout.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use sidechain_events::UserId;
+use sidechain_events::events::{Logout, UserRegistered, event::Payload};
+use sidechain_events::rpc::UserRecord;
+use sidechain_infra::users::RegisterError;
+use utoipa::ToSchema;
+
+use super::extract::{ApiJson, Validate};
+use super::validate;
+use super::views::{
+    ActionResponse, AuthEnvelope, AuthPayload, MeResponse, RefreshResponse, UserView,
+};
+use crate::auth::extract::AuthUser;
+use crate::error::{ApiError, ErrorBody};
+use crate::events::IdempotencyKey;
+use crate::state::AppState;
+
+/// `POST /api/v1/auth/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Unique, case-insensitive.
+    pub email: String,
+    /// Unique, case-insensitive; 3–30 letters, digits, `_`, `-`.
+    pub username: String,
+    /// 8–128 characters.
+    pub password: String,
+    /// Shown in the UI; defaults to the username. At most 64 characters.
+    pub display_name: Option<String>,
+}
+
+impl Validate for RegisterRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        validate::email(&self.email)?;
+        validate::username(&self.username)?;
+        validate::password(&self.password)?;
+        if let Some(name) = &self.display_name {
+            validate::length("display_name", name, 1, 64)?;
+        }
+        Ok(())
+    }
+}
+
+/// `POST /api/v1/auth/login`: `email` or `username`, and `password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Sign in by email…
+    pub email: Option<String>,
+    /// …or by username.
+    pub username: Option<String>,
+    /// The password.
+    pub password: String,
+}
+
+impl Validate for LoginRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        match (&self.email, &self.username) {
+            (None, None) => Err(ApiError::bad_request(
+                "invalid_request",
+                "send email or username with the password",
+            )),
+            _ if self.password.is_empty() || self.password.len() > 1024 => Err(
+                ApiError::bad_request("invalid_field", "password must be 1 to 1024 bytes"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn unavailable_store() -> ApiError {
+    ApiError::unavailable(
+        "user_store_unavailable",
+        "accounts are temporarily unavailable; retry shortly",
+    )
+}
+
+fn token_error(err: jsonwebtoken::errors::Error) -> ApiError {
+    tracing::error!(error = %err, "could not sign a token");
+    ApiError::Internal
+}
+
+/// Creates an account and signs it in.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created and signed in", body = AuthEnvelope),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 409, description = "Username or email taken (`username_taken`, `email_taken`)", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "Rate limited (auth class)", body = ErrorBody),
+        (status = 503, description = "Accounts or event store unavailable", body = ErrorBody),
+    ))]
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<AuthEnvelope>), ApiError> {
+    let password_hash = state.passwords.hash(body.password).await.map_err(|err| {
+        tracing::error!(error = %err, "password hashing failed");
+        ApiError::Internal
+    })?;
+    let user_id = UserId::new();
+    let display_name = body
+        .display_name
+        .map(|n| n.trim().to_owned())
+        .unwrap_or_else(|| body.username.clone());
+    let record = UserRecord {
+        id: user_id.to_string(),
+        username: body.username.clone(),
+        email: body.email.to_lowercase(),
+        display_name: display_name.clone(),
+        password_hash,
+        created_at_ms: sidechain_events::now_ms(),
+    };
+    state
+        .users
+        .register(&record)
+        .await
+        .map_err(|err| match err {
+            RegisterError::UsernameTaken => ApiError::Conflict {
+                code: "username_taken",
+                message: "that username is taken".into(),
+            },
+            RegisterError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                message: "an account with that email exists".into(),
+            },
+            RegisterError::Store(err) => {
+                tracing::warn!(error = %err, "registration failed");
+                unavailable_store()
+            }
+        })?;
+    let event = Payload::UserRegistered(UserRegistered {
+        user_id: record.id.clone(),
+        username: record.username.clone(),
+        display_name,
+    });
+    if let Err(err) = state
+        .events
+        .publish(
+            sidechain_events::EventId::new(),
+            user_id,
+            &record.username,
+            event,
+        )
+        .await
+    {
+        // Nothing half-written: without its event the account is withdrawn.
+        state.users.unregister(&record).await;
+        return Err(err);
+    }
+    let issued = state
+        .tokens
+        .issue(user_id, &record.username)
+        .map_err(token_error)?;
+    tracing::info!(user_id = %user_id, "account registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(AuthEnvelope {
+            auth: AuthPayload {
+                token: issued.token,
+                user: UserView::own(&record),
+                expires_at: issued.expires_at,
+            },
+        }),
+    ))
+}
+
+/// Signs in with email or username and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = AuthEnvelope),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Wrong credentials (`invalid_credentials`); never says which part", body = ErrorBody),
+        (status = 429, description = "Rate limited (auth class)", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<AuthEnvelope>, ApiError> {
+    let login = body
+        .email
+        .as_deref()
+        .or(body.username.as_deref())
+        .unwrap_or_default();
+    let user = state.users.by_login(login.trim()).await.map_err(|err| {
+        tracing::warn!(error = %err, "login lookup failed");
+        unavailable_store()
+    })?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    // Always verify (against a decoy when the user is unknown) so timing reveals nothing.
+    let verified = state.passwords.verify(body.password, hash).await;
+    let user = user.filter(|_| verified).ok_or(ApiError::Unauthorized {
+        code: "invalid_credentials",
+        message: "wrong username, email or password".into(),
+    })?;
+    let user_id: UserId = user.id.parse().map_err(|_| ApiError::Internal)?;
+    let issued = state
+        .tokens
+        .issue(user_id, &user.username)
+        .map_err(token_error)?;
+    Ok(Json(AuthEnvelope {
+        auth: AuthPayload {
+            token: issued.token,
+            user: UserView::own(&user),
+            expires_at: issued.expires_at,
+        },
+    }))
+}
+
+async fn own_record(state: &AppState, user: &AuthUser) -> Result<UserRecord, ApiError> {
+    state
+        .users
+        .by_id(user.session.user_id)
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "account lookup failed");
+            unavailable_store()
+        })?
+        .ok_or(ApiError::Unauthorized {
+            code: "invalid_token",
+            message: "the token is not valid; sign in again".into(),
+        })
+}
+
+/// Exchanges a valid token for a fresh one (the old one stays valid until it expires).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "New token", body = RefreshResponse),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub async fn refresh(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+) -> Result<Json<RefreshResponse>, ApiError> {
+    let record = own_record(&state, &user).await?;
+    let issued = state
+        .tokens
+        .issue(user.session.user_id, &record.username)
+        .map_err(token_error)?;
+    Ok(Json(RefreshResponse {
+        token: issued.token,
+        expires_at: issued.expires_at,
+        user: UserView::own(&record),
+    }))
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn me(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+) -> Result<Json<MeResponse>, ApiError> {
+    let record = own_record(&state, &user).await?;
+    Ok(Json(MeResponse {
+        user: UserView::own(&record),
+    }))
+}
+
+/// Revokes the token used for this request, on every edge instance within a second.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 200, description = "Token revoked", body = ActionResponse), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+) -> Result<Json<ActionResponse>, ApiError> {
+    let payload = Payload::Logout(Logout {
+        token_id: user.token.token_id.clone(),
+        token_sha256: user.token.sha256.clone(),
+        expires_at_ms: user.token.expires_at.timestamp_millis(),
+    });
+    let event_id = state.record_action(&user, &key, "logout", payload).await?;
+    state.sessions.revoke(&user.token).await;
+    Ok(Json(ActionResponse::new(
+        "logout",
+        user.session.user_id,
+        event_id,
+    )))
+}

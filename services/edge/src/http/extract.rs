@@ -1,0 +1,220 @@
+//! Extractors that turn every malformed input into an [`ApiError`] (never axum's plain-text
+//! rejections), and run the body's own validation.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Checks a decoded request body beyond its types (lengths, ranges, formats).
+pub trait Validate {
+    /// `Err` describes the first problem found.
+    fn validate(&self) -> Result<(), ApiError>;
+}
+
+/// A JSON body, decoded and validated.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned + Validate,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = request
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(0, |limit| limit.0);
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state)
+            .await
+            .map_err(|rejection| json_rejection(rejection, limit))?;
+        value.validate()?;
+        Ok(Self(value))
+    }
+}
+
+/// The configured body limit, put in request extensions so 413 errors can state it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::JsonSyntaxError(err) => ApiError::bad_request(
+            "malformed_json",
+            format!(
+                "request body is not valid JSON: {}",
+                inner_text(&err.body_text())
+            ),
+        ),
+        JsonRejection::JsonDataError(err) => {
+            ApiError::bad_request("invalid_request", inner_text(&err.body_text()))
+        }
+        JsonRejection::BytesRejection(err) if err.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge { limit }
+        }
+        other => ApiError::bad_request("invalid_request", other.body_text()),
+    }
+}
+
+/// axum prefixes serde's message with its own sentence; keep serde's part, which names the
+/// field and the problem ("missing field `audio_url`", "invalid type: …").
+fn inner_text(text: &str) -> String {
+    text.split_once(": ")
+        .map_or(text, |(_, rest)| rest)
+        .to_owned()
+}
+
+/// Query parameters, decoded.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection: QueryRejection| {
+                ApiError::bad_request("invalid_query", inner_text(&rejection.body_text()))
+            })
+    }
+}
+
+/// Path parameters, decoded (ids that are not UUIDs get 400 `invalid_id`).
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|rejection: PathRejection| {
+                ApiError::bad_request(
+                    "invalid_id",
+                    format!(
+                        "path parameter is invalid: {}",
+                        inner_text(&rejection.body_text())
+                    ),
+                )
+            })
+    }
+}
+
+/// `?limit=&offset=` of list endpoints.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// Items to skip, 0–10000 (default 0).
+    pub offset: Option<u32>,
+}
+
+/// A checked page request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Items per page.
+    pub limit: u32,
+    /// Items skipped.
+    pub offset: u32,
+}
+
+/// Largest page.
+pub const MAX_LIMIT: u32 = 100;
+/// Deepest offset: feeds are for browsing, not for walking the whole catalogue.
+pub const MAX_OFFSET: u32 = 10_000;
+
+impl PageQuery {
+    /// Applies defaults and bounds.
+    pub fn page(self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(20);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_pagination",
+                format!("limit must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        let offset = self.offset.unwrap_or(0);
+        if offset > MAX_OFFSET {
+            return Err(ApiError::bad_request(
+                "invalid_pagination",
+                format!("offset must be at most {MAX_OFFSET}"),
+            ));
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_default_and_bound() {
+        let page = PageQuery {
+            limit: None,
+            offset: None,
+        }
+        .page()
+        .expect("defaults");
+        assert_eq!(
+            page,
+            Page {
+                limit: 20,
+                offset: 0
+            }
+        );
+        assert!(
+            PageQuery {
+                limit: Some(0),
+                offset: None
+            }
+            .page()
+            .is_err()
+        );
+        assert!(
+            PageQuery {
+                limit: Some(101),
+                offset: None
+            }
+            .page()
+            .is_err()
+        );
+        assert!(
+            PageQuery {
+                limit: Some(100),
+                offset: Some(10_000)
+            }
+            .page()
+            .is_ok()
+        );
+        assert!(
+            PageQuery {
+                limit: None,
+                offset: Some(10_001)
+            }
+            .page()
+            .is_err()
+        );
+    }
+}

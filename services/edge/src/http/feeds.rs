@@ -1,0 +1,127 @@
+//! Feeds, answered by the cache service over NATS request/reply.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use sidechain_events::UserId;
+use sidechain_events::rpc::FeedKind;
+
+use super::extract::{ApiPath, ApiQuery, PageQuery};
+use super::views::FeedResponse;
+use crate::auth::extract::{AuthUser, MaybeAuthUser};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+async fn feed(
+    state: &AppState,
+    kind: FeedKind,
+    viewer: Option<UserId>,
+    target: Option<UserId>,
+    query: PageQuery,
+) -> Result<Json<FeedResponse>, ApiError> {
+    let page = query.page()?;
+    let result = state.cache.feed(kind, viewer, target, page).await?;
+    Ok(Json(FeedResponse::from_page(result, page)))
+}
+
+/// Posts of the users the caller follows, newest first.
+#[utoipa::path(get, path = "/api/v1/feed/timeline", tag = "feeds",
+    security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = FeedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, description = "Feed service unavailable", body = ErrorBody)))]
+pub async fn timeline(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<FeedResponse>, ApiError> {
+    feed(
+        &state,
+        FeedKind::Timeline,
+        Some(user.session.user_id),
+        None,
+        query,
+    )
+    .await
+}
+
+/// Following, recommendations, trending and recent posts mixed (see docs/feeds.md).
+#[utoipa::path(get, path = "/api/v1/feed/unified", tag = "feeds",
+    security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = FeedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn unified(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<FeedResponse>, ApiError> {
+    feed(
+        &state,
+        FeedKind::Unified,
+        Some(user.session.user_id),
+        None,
+        query,
+    )
+    .await
+}
+
+/// Posts with the most engagement recently. Signed-in callers get `is_following`.
+#[utoipa::path(get, path = "/api/v1/feed/trending", tag = "feeds",
+    security((), ("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = FeedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn trending(
+    State(state): State<Arc<AppState>>,
+    MaybeAuthUser(user): MaybeAuthUser,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<FeedResponse>, ApiError> {
+    let viewer = user.map(|u| u.session.user_id);
+    feed(&state, FeedKind::Trending, viewer, None, query).await
+}
+
+/// Recommendations for the caller (Gorse), or trending while Gorse is unavailable.
+#[utoipa::path(get, path = "/api/v1/recommendations/for-you", tag = "feeds",
+    security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = FeedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn for_you(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<FeedResponse>, ApiError> {
+    feed(
+        &state,
+        FeedKind::ForYou,
+        Some(user.session.user_id),
+        None,
+        query,
+    )
+    .await
+}
+
+/// A user's posts, newest first.
+#[utoipa::path(get, path = "/api/v1/users/{id}/posts", tag = "feeds",
+    security((), ("bearer" = [])),
+    params(("id" = String, Path, description = "User id (UUID)"), PageQuery),
+    responses((status = 200, body = FeedResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn user_posts(
+    State(state): State<Arc<AppState>>,
+    MaybeAuthUser(user): MaybeAuthUser,
+    ApiPath(target): ApiPath<UserId>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<FeedResponse>, ApiError> {
+    query.page()?;
+    let exists = state.users.by_id(target).await.map_err(|err| {
+        tracing::warn!(error = %err, "user lookup failed");
+        ApiError::unavailable(
+            "user_store_unavailable",
+            "accounts are temporarily unavailable; retry shortly",
+        )
+    })?;
+    if exists.is_none() {
+        return Err(ApiError::NotFound(format!("user {target} does not exist")));
+    }
+    let viewer = user.map(|u| u.session.user_id);
+    feed(&state, FeedKind::User, viewer, Some(target), query).await
+}

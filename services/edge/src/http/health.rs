@@ -1,0 +1,81 @@
+//! Health routes on the API port: `/health` (the plugin's check), `/health/gorse`, plus the
+//! admin server's `/health/live` and `/health/ready`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, TimeZone as _, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+/// Body of `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// Always `ok` when the process answers.
+    pub status: &'static str,
+    /// `sidechain-edge`.
+    pub service: &'static str,
+    /// Build version.
+    pub version: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, body = HealthResponse)))]
+pub async fn health() -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok",
+        service: crate::SERVICE,
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Body of `GET /health/gorse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GorseHealthResponse {
+    /// `healthy`, `unhealthy`, or `unknown` (the feedback service has not reported yet).
+    pub status: &'static str,
+    /// When the feedback service last checked.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// When the status last changed.
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+/// Gorse's health as last reported by the feedback service. Informational: the edge never
+/// calls Gorse, so do not use this as the edge's own probe.
+#[utoipa::path(get, path = "/health/gorse", tag = "health",
+    responses((status = 200, description = "Gorse healthy", body = GorseHealthResponse),
+        (status = 503, description = "Gorse unhealthy or not reported yet", body = GorseHealthResponse)))]
+pub async fn gorse(State(state): State<Arc<AppState>>) -> (StatusCode, Json<GorseHealthResponse>) {
+    let at = |ms: i64| Utc.timestamp_millis_opt(ms).single();
+    match state.gorse.latest() {
+        Some(status) => (
+            if status.healthy {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            Json(GorseHealthResponse {
+                status: if status.healthy {
+                    "healthy"
+                } else {
+                    "unhealthy"
+                },
+                checked_at: at(status.checked_at_ms),
+                changed_at: at(status.changed_at_ms),
+            }),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(GorseHealthResponse {
+                status: "unknown",
+                checked_at: None,
+                changed_at: None,
+            }),
+        ),
+    }
+}

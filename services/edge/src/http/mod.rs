@@ -1,0 +1,104 @@
+//! The client API: routes (one module per resource) and the layers around them.
+//!
+//! Order of work for a request: catch panics → `observe` (request id, span, timeout, access
+//! log, metrics) → `authenticate` (verify a bearer token if sent) → routing → `record_route` →
+//! the route class's rate limit → the handler.
+
+pub mod auth;
+pub mod extract;
+pub mod feeds;
+pub mod health;
+pub mod limits;
+pub mod observe;
+pub mod openapi;
+pub mod posts;
+pub mod social;
+pub mod validate;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::error::ApiError;
+use crate::rate_limit::Class;
+use crate::state::AppState;
+
+/// Builds the API router.
+pub fn router(state: Arc<AppState>, observe: Arc<observe::Observe>) -> Router {
+    let limited = |routes: Router<Arc<AppState>>, class: Class| {
+        routes.route_layer(from_fn_with_state((state.clone(), class), limits::limit))
+    };
+
+    let auth_class = Router::new()
+        .route("/api/v1/auth/register", post(auth::register))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/refresh", post(auth::refresh));
+
+    let upload_class = Router::new().route("/api/v1/feed/post", post(posts::create));
+
+    let default_class = Router::new()
+        .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/posts/{id}", axum::routing::delete(posts::delete))
+        .route("/api/v1/posts/{id}/play", post(posts::play))
+        .route("/api/v1/posts/{id}/view", post(posts::view))
+        .route("/api/v1/posts/{id}/download", post(posts::download))
+        .route(
+            "/api/v1/posts/{id}/repost",
+            post(posts::repost).delete(posts::unrepost),
+        )
+        .route(
+            "/api/v1/posts/{id}/comments",
+            post(posts::comment).get(posts::comments),
+        )
+        .route(
+            "/api/v1/social/like",
+            post(social::like).delete(social::unlike),
+        )
+        .route("/api/v1/social/follow", post(social::follow))
+        .route("/api/v1/social/unfollow", post(social::unfollow))
+        .route(
+            "/api/v1/users/{id}/follow",
+            post(social::follow_user).delete(social::unfollow_user),
+        )
+        .route("/api/v1/users/{id}/posts", get(feeds::user_posts))
+        .route("/api/v1/feed/timeline", get(feeds::timeline))
+        .route("/api/v1/feed/unified", get(feeds::unified))
+        .route("/api/v1/feed/trending", get(feeds::trending))
+        .route("/api/v1/recommendations/for-you", get(feeds::for_you));
+
+    let unlimited = Router::new()
+        .route("/health", get(health::health))
+        .route("/health/gorse", get(health::gorse))
+        .route("/openapi.json", get(openapi::openapi_json));
+
+    let body_limit = state.max_body_bytes;
+    Router::new()
+        .merge(limited(auth_class, Class::Auth))
+        .merge(limited(upload_class, Class::Upload))
+        .merge(limited(default_class, Class::Default))
+        .merge(unlimited)
+        .fallback(|| async { ApiError::NotFound("no such route".into()).into_response() })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
+        .with_state(state.clone())
+        .merge(sidechain_telemetry::admin::health_routes(
+            state.readiness.clone(),
+        ))
+        .route_layer(from_fn(observe::record_route))
+        .layer(from_fn_with_state(
+            state,
+            crate::auth::extract::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(extract::BodyLimit(body_limit)))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            ApiError::Internal.into_response()
+        }))
+        .layer(from_fn_with_state(observe, observe::observe))
+}

@@ -1,0 +1,151 @@
+//! The Sidechain edge: the HTTP API the plugin and web app call (port 8787).
+//!
+//! Every write is validated, turned into one protobuf event and stored in the JetStream
+//! `EVENTS` stream before the client gets its 2xx; reads (feeds, comments, sessions) are NATS
+//! requests to the cache service. Accounts live in the NATS KV bucket `users`; rate limits in
+//! Redis. The edge never talks to Gorse.
+//!
+//! `main` reads [`EdgeConfig`] and calls [`run`]; tests call [`start`] with port 0.
+
+pub mod auth;
+pub mod cache_client;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod rate_limit;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sidechain_infra::service::{AdminServer, Foundation, Running};
+use sidechain_infra::status::GorseStatusView;
+use sidechain_infra::users::UserStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::EdgeConfig;
+
+use crate::auth::jwt::TokenService;
+use crate::auth::password::Passwords;
+use crate::auth::sessions::Sessions;
+use crate::cache_client::CacheClient;
+use crate::events::EventPublisher;
+use crate::http::observe::{HttpMetrics, Observe};
+use crate::rate_limit::RateLimiter;
+use crate::state::AppState;
+
+/// Name in logs, traces and the NATS connection.
+pub const SERVICE: &str = "sidechain-edge";
+
+/// Runs the edge until `shutdown` is cancelled and in-flight requests have drained.
+pub async fn run(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(config, shutdown).await?.wait().await
+}
+
+/// Binds the listeners and starts serving; returns where it listens.
+pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let foundation = Foundation::connect(SERVICE, &config.service, &shutdown).await?;
+    let stream_ready = foundation.stream_ready();
+    let Foundation {
+        nats: nats_client,
+        jetstream: js,
+        redis,
+        mut registry,
+        readiness,
+        ..
+    } = foundation;
+
+    let replicas = config.service.stream.events_replicas;
+    let users = UserStore::new(js.clone(), replicas);
+    let cache = CacheClient::new(
+        nats_client.clone(),
+        config.cache_request_timeout,
+        &mut registry,
+    );
+    let sessions = Sessions::new(
+        cache.clone(),
+        users.clone(),
+        nats_client.clone(),
+        config.auth.session_cache_ttl,
+        config.auth.token_ttl,
+        &mut registry,
+    );
+    let limiter = RateLimiter::new(redis, config.rate_limits, &mut registry);
+    let gorse = GorseStatusView::default();
+    let state = Arc::new(AppState {
+        tokens: TokenService::new(&config.auth.jwt_secret, config.auth.token_ttl),
+        passwords: Passwords::new(config.auth.password_hash_concurrency)?,
+        users,
+        sessions: sessions.clone(),
+        events: EventPublisher::new(js.clone(), &mut registry),
+        cache,
+        limiter: limiter.clone(),
+        gorse: gorse.clone(),
+        readiness: readiness.clone(),
+        trusted_proxies: config.trusted_proxies.clone().into(),
+        max_body_bytes: config.max_body_bytes,
+    });
+    let observe = Arc::new(Observe {
+        metrics: HttpMetrics::register(&mut registry),
+        timeout: config.request_timeout,
+    });
+
+    let admin = AdminServer::start(config.service.metrics_addr(), registry, readiness).await?;
+    let api_listener = TcpListener::bind(config.api_addr())
+        .await
+        .with_context(|| format!("binding PORT {}", config.api_addr()))?;
+    let api_addr = api_listener.local_addr()?;
+    let admin_addr = admin.addr;
+
+    let background = TaskTracker::new();
+    background.spawn({
+        let (js, settings, shutdown) =
+            (js.clone(), config.service.stream.clone(), shutdown.clone());
+        async move { Foundation::ensure_stream(&js, &settings, &stream_ready, &shutdown).await }
+    });
+    background.spawn(sessions.follow_revocations(shutdown.clone()));
+    background.spawn(gorse.follow(js, replicas, shutdown.clone()));
+    background.spawn(forget_idle_buckets(limiter, shutdown.clone()));
+
+    let app = http::router(state, observe);
+    let drain_cap = config.service.shutdown_timeout;
+    let task = tokio::spawn(async move {
+        tracing::info!(%api_addr, %admin_addr, "edge listening");
+        let server = axum::serve(
+            api_listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let capped = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(drain_cap).await;
+        };
+        tokio::select! {
+            served = server => served.context("serving the API")?,
+            () = capped => tracing::warn!(cap_seconds = drain_cap.as_secs(), "drain cap reached; dropping open requests"),
+        }
+        sidechain_infra::shutdown::drain(&background, Duration::from_secs(5)).await;
+        if let Err(err) = nats_client.flush().await {
+            tracing::debug!(error = %err, "NATS flush on shutdown failed");
+        }
+        admin.stop().await?;
+        tracing::info!("edge stopped");
+        Ok(())
+    });
+    Ok(Running::new(admin_addr, Some(api_addr), task))
+}
+
+async fn forget_idle_buckets(limiter: RateLimiter, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => limiter.forget_idle_local_buckets(),
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
