@@ -7,7 +7,7 @@ mod event;
 mod ids;
 pub mod subjects;
 
-pub use event::{DecodeError, EventKind, NewEvent, decode_event, now_ms};
+pub use event::{DecodeError, DecodedEvent, EventKind, NewEvent, decode_event, now_ms};
 pub use ids::{CommentId, EventId, IdParseError, PostId, UserId};
 
 /// Generated protobuf types. `v1` holds the events, `rpc` the request/reply messages.

@@ -416,6 +416,27 @@ pub async fn request<Req: Message, Rep: Message + Default>(
     })
 }
 
+/// Creates the durable pull consumer described by `config` on the `EVENTS` stream, or updates
+/// it to `config` if it exists. Every instance of a service runs this at start; they all share
+/// the one consumer.
+pub async fn durable_consumer(
+    js: &jetstream::Context,
+    config: jetstream::consumer::pull::Config,
+) -> Result<jetstream::consumer::PullConsumer, async_nats::Error> {
+    let stream = js.get_stream(subjects::EVENTS_STREAM).await?;
+    let name = config.durable_name.clone().unwrap_or_default();
+    match stream.create_consumer(config.clone()).await {
+        Ok(consumer) => Ok(consumer),
+        Err(create) => match stream.update_consumer(config).await {
+            Ok(consumer) => Ok(consumer),
+            Err(update) => Err(format!(
+                "consumer {name}: create failed ({create}), update failed ({update})"
+            )
+            .into()),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

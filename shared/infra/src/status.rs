@@ -86,3 +86,36 @@ impl GorseStatusView {
         }
     }
 }
+
+/// Writes Gorse's status to the `status` bucket (the feedback service's side).
+#[derive(Debug, Clone)]
+pub struct GorseStatusPublisher {
+    js: jetstream::Context,
+    replicas: usize,
+    bucket: Arc<tokio::sync::OnceCell<kv::Store>>,
+}
+
+impl GorseStatusPublisher {
+    /// A publisher into the bucket of `js` (created with `replicas` copies if missing).
+    pub fn new(js: jetstream::Context, replicas: usize) -> Self {
+        Self {
+            js,
+            replicas,
+            bucket: Arc::default(),
+        }
+    }
+
+    /// Stores `status` as the latest (a put on `$KV.status.gorse`).
+    pub async fn publish(&self, status: GorseStatus) -> Result<(), async_nats::Error> {
+        let bucket = self
+            .bucket
+            .get_or_try_init(|| {
+                crate::nats::ensure_kv_bucket(&self.js, bucket_config(self.replicas))
+            })
+            .await?;
+        bucket
+            .put(GORSE_STATUS_KEY, status.encode_to_vec().into())
+            .await?;
+        Ok(())
+    }
+}

@@ -5,14 +5,18 @@
 //!   on the same port mid-test (fault tests). Every test starts its own servers, which isolates
 //!   tests more strongly than per-test prefixes and lets them run in parallel.
 //! - [`ServiceBinary`] runs a service's own binary as a child process (SIGTERM, stdout).
+//! - [`GorseDouble`] is the **Gorse test double**: Gorse's REST endpoints with its status codes
+//!   and bodies, recording what it received, able to fail, slow down, go away and come back.
 //! - The processes die with their handle (`Drop`).
 
 mod binary;
+mod gorse_double;
 pub mod lifecycle;
 mod process;
 mod servers;
 
 pub use binary::ServiceBinary;
+pub use gorse_double::{GorseDouble, GorseRecord, ReceivedRequest};
 pub use process::free_port;
 pub use servers::{NatsServer, RedisServer};
 

@@ -57,7 +57,7 @@ pub fn run(binary: &Path, extra_env: &[(&str, String)]) {
         ("BIND_ADDRESS", "127.0.0.1".to_owned()),
         ("LOG_LEVEL", "debug".to_owned()),
         ("LOG_FILE", log_file.display().to_string()),
-        ("LOG_FILE_MAX_BYTES", "2000".to_owned()),
+        ("LOG_FILE_MAX_BYTES", "300".to_owned()),
         ("LOG_FILE_MAX_FILES", "3".to_owned()),
         ("SHUTDOWN_TIMEOUT", "10s".to_owned()),
     ];

@@ -1,0 +1,445 @@
+//! **Gorse test double** — not Gorse. An HTTP server implementing the Gorse v0.5 REST endpoints
+//! this project uses, with Gorse's status codes and body formats: JSON bodies with Gorse's
+//! field names, `{"RowAffected": n}` for writes, plain-text errors, `X-API-Key` checked (401
+//! `unauthorized`), `/api/health/ready` 200 or 503. Gorse itself cannot run on the development
+//! machines; the real image runs in `compose/`.
+//!
+//! It records everything it received, and can be told to fail the next N API requests with a
+//! status (health checks excepted), to report itself not ready (503 on `/api/health/ready`),
+//! to answer slowly, or to go away (connection refused) and come back on the same port.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The `traceparent` header, if any.
+    pub traceparent: Option<String>,
+}
+
+/// What the double holds and has seen.
+#[derive(Debug, Clone, Default)]
+pub struct GorseRecord {
+    /// Current feedback by (type, user, item) → the stored JSON object.
+    pub feedback: BTreeMap<(String, String, String), Value>,
+    /// Every feedback row received by PUT or POST, in order (duplicates included).
+    pub feedback_received: Vec<Value>,
+    /// Every feedback DELETE, as (type, user, item).
+    pub feedback_deleted: Vec<(String, String, String)>,
+    /// Current items by id.
+    pub items: BTreeMap<String, Value>,
+    /// Deleted item ids, in order.
+    pub items_deleted: Vec<String>,
+    /// Current users by id.
+    pub users: BTreeMap<String, Value>,
+    /// Every request that reached a handler (failed injections included), in order.
+    pub requests: Vec<ReceivedRequest>,
+}
+
+impl GorseRecord {
+    /// Feedback write requests (`PUT`/`POST /api/feedback`) received.
+    pub fn feedback_batches(&self) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| r.path == "/api/feedback" && r.method != "GET")
+            .count()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Control {
+    failures: VecDeque<u16>,
+    not_ready: bool,
+    latency: Duration,
+    api_key: Option<String>,
+    recommendations: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    record: Mutex<GorseRecord>,
+    control: Mutex<Control>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The running double.
+#[derive(Debug)]
+pub struct GorseDouble {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl GorseDouble {
+    /// Starts on a free port, accepting any API key.
+    pub async fn start() -> Self {
+        Self::start_inner(None).await
+    }
+
+    /// Starts on a free port, requiring `X-API-Key: key`.
+    pub async fn start_with_api_key(key: &str) -> Self {
+        Self::start_inner(Some(key.to_owned())).await
+    }
+
+    async fn start_inner(api_key: Option<String>) -> Self {
+        let shared = Arc::new(Shared::default());
+        lock(&shared.control).api_key = api_key;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Gorse double");
+        let addr = listener.local_addr().expect("addr");
+        let double = Self {
+            addr,
+            shared,
+            server: Mutex::new(None),
+        };
+        double.serve(listener);
+        double
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let app = router(self.shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        *lock(&self.server) = Some(task);
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next `n` API requests (not health checks) answer `status` with a plain-text error.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        lock(&self.shared.control)
+            .failures
+            .extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Makes `/api/health/ready` answer 503 (or 200 again).
+    pub fn set_ready(&self, ready: bool) {
+        lock(&self.shared.control).not_ready = !ready;
+    }
+
+    /// Every request waits this long before being answered.
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.shared.control).latency = latency;
+    }
+
+    /// What `GET /api/recommend/{user}` returns for this user.
+    pub fn set_recommendations(&self, user: &str, items: Vec<String>) {
+        lock(&self.shared.control)
+            .recommendations
+            .insert(user.to_owned(), items);
+    }
+
+    /// Stops listening: new connections are refused, open ones dropped. State is kept.
+    pub fn go_away(&self) {
+        if let Some(task) = lock(&self.server).take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port after [`Self::go_away`].
+    pub async fn come_back(&self) {
+        let mut attempts = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(_) if attempts < 100 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("the Gorse double cannot rebind {}: {err}", self.addr),
+            }
+        };
+        self.serve(listener);
+    }
+
+    /// A snapshot of what was received.
+    pub fn record(&self) -> GorseRecord {
+        lock(&self.shared.record).clone()
+    }
+}
+
+impl Drop for GorseDouble {
+    fn drop(&mut self) {
+        self.go_away();
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/feedback", post(insert_feedback).put(put_feedback))
+        .route(
+            "/api/feedback/{feedback_type}/{user}/{item}",
+            delete(delete_feedback),
+        )
+        .route("/api/items", post(insert_items))
+        .route("/api/item/{id}", delete(delete_item))
+        .route("/api/users", post(insert_users))
+        .route("/api/recommend/{user}", get(recommend))
+        .route("/api/latest", get(latest))
+        .route("/api/non-personalized/{name}", get(latest))
+        .route("/api/health/live", get(health))
+        .route("/api/health/ready", get(health))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            gatekeeper,
+        ))
+        .with_state(shared)
+}
+
+fn text(status: StatusCode, body: &str) -> Response {
+    (
+        status,
+        [("content-type", "text/plain; charset=utf-8")],
+        body.to_owned(),
+    )
+        .into_response()
+}
+
+/// Records the request, applies latency, injected failures and the API key check.
+async fn gatekeeper(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    lock(&shared.record).requests.push(ReceivedRequest {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        traceparent: request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    });
+    let is_health = request.uri().path().starts_with("/api/health/");
+    let (latency, failure, key) = {
+        let mut control = lock(&shared.control);
+        let failure = if is_health {
+            (control.not_ready && request.uri().path() == "/api/health/ready").then_some(503)
+        } else {
+            control.failures.pop_front()
+        };
+        (control.latency, failure, control.api_key.clone())
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(status) = failure {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = text(status, "injected failure");
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // What a rate-limiting proxy in front of Gorse would say.
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        return response;
+    }
+    if let Some(key) = key
+        && request
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            != Some(key.as_str())
+    {
+        return text(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    next.run(request).await
+}
+
+/// The JSON array of a write, or Gorse's 400 text.
+fn parse_array(body: &Bytes) -> Result<Vec<Value>, String> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(rows)) => Ok(rows),
+        Ok(_) => Err("json: cannot unmarshal object into Go value of type []".to_owned()),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn feedback_key(row: &Value) -> Option<(String, String, String)> {
+    Some((
+        row.get("FeedbackType")?.as_str()?.to_owned(),
+        row.get("UserId")?.as_str()?.to_owned(),
+        row.get("ItemId")?.as_str()?.to_owned(),
+    ))
+}
+
+fn row_affected(n: usize) -> Response {
+    axum::Json(json!({ "RowAffected": n })).into_response()
+}
+
+fn write_feedback(shared: &Shared, body: &Bytes, add_up: bool) -> Response {
+    let rows = match parse_array(body) {
+        Ok(rows) => rows,
+        Err(why) => return text(StatusCode::BAD_REQUEST, &why),
+    };
+    let keys: Option<Vec<_>> = rows.iter().map(feedback_key).collect();
+    let Some(keys) = keys else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "FeedbackType, UserId and ItemId are required",
+        );
+    };
+    let count = rows.len();
+    let mut record = lock(&shared.record);
+    for (key, row) in keys.into_iter().zip(rows) {
+        record.feedback_received.push(row.clone());
+        let stored = match (add_up, record.feedback.get(&key)) {
+            // POST inserts, adding values up for an existing row (why retries must use PUT).
+            (true, Some(existing)) => {
+                let sum = existing.get("Value").and_then(Value::as_f64).unwrap_or(0.0)
+                    + row.get("Value").and_then(Value::as_f64).unwrap_or(0.0);
+                let mut merged = row.clone();
+                merged["Value"] = json!(sum);
+                merged
+            }
+            _ => row,
+        };
+        record.feedback.insert(key, stored);
+    }
+    row_affected(count)
+}
+
+async fn put_feedback(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    write_feedback(&shared, &body, false)
+}
+
+async fn insert_feedback(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    write_feedback(&shared, &body, true)
+}
+
+async fn delete_feedback(
+    State(shared): State<Arc<Shared>>,
+    Path((feedback_type, user, item)): Path<(String, String, String)>,
+) -> Response {
+    let mut record = lock(&shared.record);
+    let key = (feedback_type, user, item);
+    record.feedback_deleted.push(key.clone());
+    let removed = record.feedback.remove(&key).is_some();
+    row_affected(usize::from(removed))
+}
+
+async fn insert_items(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let rows = match parse_array(&body) {
+        Ok(rows) => rows,
+        Err(why) => return text(StatusCode::BAD_REQUEST, &why),
+    };
+    let mut record = lock(&shared.record);
+    let count = rows.len();
+    for row in rows {
+        let Some(id) = row.get("ItemId").and_then(Value::as_str).map(str::to_owned) else {
+            return text(StatusCode::BAD_REQUEST, "ItemId is required");
+        };
+        record.items.insert(id, row);
+    }
+    row_affected(count)
+}
+
+async fn delete_item(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let mut record = lock(&shared.record);
+    record.items_deleted.push(id.clone());
+    let removed = record.items.remove(&id).is_some();
+    record.feedback.retain(|(_, _, item), _| item != &id);
+    row_affected(usize::from(removed))
+}
+
+async fn insert_users(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let rows = match parse_array(&body) {
+        Ok(rows) => rows,
+        Err(why) => return text(StatusCode::BAD_REQUEST, &why),
+    };
+    let mut record = lock(&shared.record);
+    let count = rows.len();
+    for row in rows {
+        let Some(id) = row.get("UserId").and_then(Value::as_str).map(str::to_owned) else {
+            return text(StatusCode::BAD_REQUEST, "UserId is required");
+        };
+        record.users.insert(id, row);
+    }
+    row_affected(count)
+}
+
+fn page_params(query: &BTreeMap<String, String>) -> (usize, usize) {
+    let n = query.get("n").and_then(|v| v.parse().ok()).unwrap_or(10);
+    let offset = query
+        .get("offset")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (n, offset)
+}
+
+/// Visible items, newest first (by Timestamp, then id).
+fn latest_items(shared: &Shared) -> Vec<String> {
+    let record = lock(&shared.record);
+    let mut items: Vec<(&str, &str)> = record
+        .items
+        .iter()
+        .filter(|(_, v)| !v.get("IsHidden").and_then(Value::as_bool).unwrap_or(false))
+        .map(|(id, v)| {
+            (
+                v.get("Timestamp").and_then(Value::as_str).unwrap_or(""),
+                id.as_str(),
+            )
+        })
+        .collect();
+    items.sort_by(|a, b| b.cmp(a));
+    items.into_iter().map(|(_, id)| id.to_owned()).collect()
+}
+
+async fn recommend(
+    State(shared): State<Arc<Shared>>,
+    Path(user): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let (n, offset) = page_params(&query);
+    let configured = lock(&shared.control).recommendations.get(&user).cloned();
+    let items = configured.unwrap_or_else(|| latest_items(&shared));
+    let page: Vec<String> = items.into_iter().skip(offset).take(n).collect();
+    axum::Json(page).into_response()
+}
+
+async fn latest(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let (n, offset) = page_params(&query);
+    let scored: Vec<Value> = latest_items(&shared)
+        .into_iter()
+        .skip(offset)
+        .take(n)
+        .enumerate()
+        .map(|(i, id)| json!({"Id": id, "Score": -(i as f64)}))
+        .collect();
+    axum::Json(scored).into_response()
+}
+
+async fn health(_headers: HeaderMap) -> Response {
+    axum::Json(json!({
+        "CacheStoreConnected": true, "CacheStoreError": null,
+        "DataStoreConnected": true, "DataStoreError": null,
+        "Ready": true
+    }))
+    .into_response()
+}
