@@ -70,6 +70,7 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
     let sessions = Sessions::new(
         cache.clone(),
         users.clone(),
+        redis.clone(),
         nats_client.clone(),
         config.auth.session_cache_ttl,
         config.auth.token_ttl,

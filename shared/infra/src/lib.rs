@@ -6,6 +6,7 @@
 //! - [`redis`]: a lazily connecting, self-reconnecting Redis handle and its readiness probe.
 //! - [`retry`]: retry a start-up step with backoff until it works or shutdown begins.
 //! - [`service`]: the settings every service shares (ports, timeouts, connections).
+//! - [`sessions`]: the Redis keys of sessions and revocations.
 //! - [`users`]: the accounts in the NATS KV bucket `users` (written by the edge, read by all).
 //! - [`status`]: Gorse health as published by the feedback service, followed from KV.
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, and the bounded drain.
@@ -14,6 +15,7 @@ pub mod nats;
 pub mod redis;
 pub mod retry;
 pub mod service;
+pub mod sessions;
 pub mod shutdown;
 pub mod status;
 pub mod users;

@@ -9,8 +9,10 @@
 //! handling a logout sends it at once, and the cache service sends it again when it applies the
 //! logout event. Each instance also keeps the revoked token hashes it heard of until expiry.
 //!
-//! If the cache service does not answer, the edge checks what it can itself (the user exists in
-//! the `users` bucket) and trusts that for [`LOCAL_FALLBACK_TTL`] only.
+//! If the cache service does not answer, the edge checks what it can itself — the token is not
+//! in the revocation list (`revoked:<jti>` in Redis) and its user exists (the `users` bucket) —
+//! and trusts that for [`LOCAL_FALLBACK_TTL`] only. If it cannot check revocations either, the
+//! request is refused with 503: a signed-out token is never accepted for lack of a check.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,6 +110,7 @@ pub struct Sessions {
     revoked: Cache<String, ()>,
     remote: CacheClient,
     users: UserStore,
+    redis: sidechain_infra::redis::RedisConn,
     nats: Client,
     lookups: Family<LookupLabels, Counter>,
 }
@@ -127,6 +130,7 @@ impl Sessions {
     pub fn new(
         remote: CacheClient,
         users: UserStore,
+        redis: sidechain_infra::redis::RedisConn,
         nats: Client,
         ttl: Duration,
         max_token_ttl: Duration,
@@ -149,6 +153,7 @@ impl Sessions {
                 .build(),
             remote,
             users,
+            redis,
             nats,
             lookups,
         }
@@ -237,6 +242,19 @@ impl Sessions {
     }
 
     async fn check_locally(&self, token: &VerifiedToken) -> Result<Session, SessionError> {
+        match sidechain_infra::sessions::is_revoked(&self.redis, &token.token_id).await {
+            Ok(false) => {}
+            Ok(true) => {
+                self.count("local_fallback", "revoked");
+                self.revoked.insert(token.sha256.clone(), ()).await;
+                return Err(SessionError::Revoked);
+            }
+            Err(err) => {
+                self.count("local_fallback", "unavailable");
+                tracing::warn!(error = %err, "cannot check revocations; refusing the session check");
+                return Err(SessionError::Unavailable);
+            }
+        }
         match self.users.by_id(token.user_id).await {
             Ok(Some(user)) => {
                 self.count("local_fallback", "active");

@@ -1,0 +1,490 @@
+//! Feed pages: which posts (built from the read models, Gorse and the trending ranking),
+//! cached as skeletons ([`page_cache`]), then hydrated with current counts and the viewer's
+//! flags when served.
+//!
+//! | feed | built from | source label |
+//! |---|---|---|
+//! | timeline | the viewer's fanned-out timeline, merged with posts of followed big authors | following |
+//! | user | the user's posts | recent |
+//! | trending | the trending ranking ([`ranking::trending_score`]) | trending |
+//! | for-you | Gorse recommendations; trending while Gorse is unhealthy or fails | gorse / trending |
+//! | unified | following, Gorse, trending, recent mixed 50/25/15/10 %, without the viewer's own posts | each item's own |
+
+pub mod page_cache;
+pub mod ranking;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use sidechain_events::rpc::{
+    self, ErrorCode, FeedItem, FeedKind, FeedPage, FeedReply, FeedRequest, ItemSource,
+    PageSkeleton, RpcError,
+};
+use sidechain_events::{PostId, UserId};
+use sidechain_gorse::GorseClient;
+use sidechain_infra::status::GorseStatusView;
+
+use crate::config::{CacheConfig, ModelConfig};
+use crate::keys;
+use crate::metrics::CacheMetrics;
+use crate::store::Store;
+use page_cache::{PageCache, PageError};
+
+/// Largest page.
+const MAX_LIMIT: u32 = 100;
+/// Deepest offset (as the edge enforces).
+const MAX_OFFSET: u32 = 10_000;
+/// Posts kept in the trending ranking.
+const TRENDING_SIZE: usize = 500;
+
+/// What a cached page depends on; its text form names the Redis hash `page:<scope>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// A viewer's timeline.
+    Timeline(UserId),
+    /// A viewer's unified feed.
+    Unified(UserId),
+    /// A viewer's recommendations.
+    ForYou(UserId),
+    /// A user's posts (the same for every viewer).
+    User(UserId),
+    /// Trending (the same for everyone).
+    Trending,
+}
+
+impl Scope {
+    /// The feed name used in metric labels.
+    pub fn feed(&self) -> &'static str {
+        match self {
+            Scope::Timeline(_) => "timeline",
+            Scope::Unified(_) => "unified",
+            Scope::ForYou(_) => "for_you",
+            Scope::User(_) => "user",
+            Scope::Trending => "trending",
+        }
+    }
+
+    /// The feed name of a scope's text prefix (metric labels stay a closed set).
+    pub fn feed_name(prefix: &str) -> &'static str {
+        match prefix {
+            "timeline" => "timeline",
+            "unified" => "unified",
+            "for_you" => "for_you",
+            "user" => "user",
+            "trending" => "trending",
+            _ => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Timeline(user) => write!(f, "timeline:{user}"),
+            Scope::Unified(user) => write!(f, "unified:{user}"),
+            Scope::ForYou(user) => write!(f, "for_you:{user}"),
+            Scope::User(user) => write!(f, "user:{user}"),
+            Scope::Trending => f.write_str("trending"),
+        }
+    }
+}
+
+/// Serves feed requests.
+#[derive(Clone)]
+pub struct Feeds {
+    store: Store,
+    pages: PageCache,
+    gorse: GorseClient,
+    gorse_status: GorseStatusView,
+    ranking: moka::future::Cache<(), Arc<Vec<PostId>>>,
+    ttl: CacheConfig,
+    models: ModelConfig,
+    metrics: CacheMetrics,
+}
+
+impl std::fmt::Debug for Feeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feeds")
+            .field("pages", &self.pages)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(message: &str) -> FeedReply {
+    FeedReply {
+        result: Some(rpc::feed_reply::Result::Error(RpcError {
+            code: ErrorCode::InvalidArgument as i32,
+            message: message.to_owned(),
+        })),
+    }
+}
+
+fn unavailable() -> FeedReply {
+    FeedReply {
+        result: Some(rpc::feed_reply::Result::Error(RpcError {
+            code: ErrorCode::Unavailable as i32,
+            message: "feeds are temporarily unavailable; retry shortly".to_owned(),
+        })),
+    }
+}
+
+fn redis_error(err: redis::RedisError) -> PageError {
+    PageError::Unavailable(err.to_string())
+}
+
+impl Feeds {
+    /// The feed service.
+    pub fn new(
+        store: Store,
+        pages: PageCache,
+        gorse: GorseClient,
+        gorse_status: GorseStatusView,
+        ttl: CacheConfig,
+        models: ModelConfig,
+        metrics: CacheMetrics,
+    ) -> Self {
+        // Recomputed on the next page build after this long (or after a post is deleted).
+        let ranking_ttl = ttl.cache_ttl_trending.min(ttl.cache_memory_max_ttl);
+        Self {
+            store,
+            pages,
+            gorse,
+            gorse_status,
+            ranking: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(ranking_ttl)
+                .build(),
+            ttl,
+            models,
+            metrics,
+        }
+    }
+
+    /// The page cache (for invalidations).
+    pub fn pages(&self) -> &PageCache {
+        &self.pages
+    }
+
+    /// Drops the in-memory trending ranking (a post was deleted).
+    pub fn forget_ranking(&self) {
+        self.ranking.invalidate_all();
+    }
+
+    /// Answers one feed request.
+    pub async fn serve(&self, request: &FeedRequest) -> FeedReply {
+        if !(1..=MAX_LIMIT).contains(&request.limit) || request.offset > MAX_OFFSET {
+            return invalid("limit must be 1 to 100 and offset at most 10000");
+        }
+        let viewer: Option<UserId> = request.viewer_user_id.parse().ok();
+        let kind = FeedKind::try_from(request.kind).unwrap_or(FeedKind::Unspecified);
+        let (scope, ttl) = match (kind, viewer) {
+            (FeedKind::Timeline, Some(v)) => (Scope::Timeline(v), self.ttl.cache_ttl_timeline),
+            (FeedKind::Unified, Some(v)) => (Scope::Unified(v), self.ttl.cache_ttl_unified),
+            (FeedKind::ForYou, Some(v)) => (Scope::ForYou(v), self.ttl.cache_ttl_unified),
+            (FeedKind::Trending, _) => (Scope::Trending, self.ttl.cache_ttl_trending),
+            (FeedKind::User, _) => match request.target_user_id.parse() {
+                Ok(target) => (Scope::User(target), self.ttl.cache_ttl_user),
+                Err(_) => return invalid("target_user_id must be a user id"),
+            },
+            (FeedKind::Unspecified, _) => return invalid("unknown feed"),
+            _ => return invalid("this feed needs a signed-in viewer"),
+        };
+        let (limit, offset) = (request.limit, request.offset);
+        let skeleton = self
+            .pages
+            .get_or_build(&scope, limit, offset, ttl, || {
+                self.build(scope, limit, offset)
+            })
+            .await;
+        let skeleton = match skeleton {
+            Ok(skeleton) => skeleton,
+            Err(err) => {
+                tracing::warn!(error = %err, %scope, "cannot build a feed page");
+                return unavailable();
+            }
+        };
+        match self.render(&skeleton, viewer).await {
+            Ok(items) => FeedReply {
+                result: Some(rpc::feed_reply::Result::Page(FeedPage {
+                    items,
+                    has_more: skeleton.has_more,
+                })),
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot hydrate a feed page");
+                unavailable()
+            }
+        }
+    }
+
+    /// Fills in posts, counts and the viewer's flags; drops posts deleted since the page was
+    /// cached.
+    async fn render(
+        &self,
+        skeleton: &PageSkeleton,
+        viewer: Option<UserId>,
+    ) -> redis::RedisResult<Vec<FeedItem>> {
+        let ids: Vec<PostId> = skeleton
+            .post_ids
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let hydrated = self.store.hydrate(&ids).await?;
+        let following = match viewer {
+            Some(viewer) => self.store.following(viewer).await?,
+            None => Arc::new(HashSet::new()),
+        };
+        Ok(hydrated
+            .into_iter()
+            .zip(skeleton.sources.iter())
+            .filter_map(|(post, source)| {
+                let post = post?;
+                let author = post.author;
+                Some(FeedItem {
+                    post: Some((*post.post).clone()),
+                    counts: Some(post.counts),
+                    source: *source,
+                    is_following: author.is_some_and(|a| following.contains(&a)),
+                    is_own_post: author.is_some() && author == viewer,
+                })
+            })
+            .collect())
+    }
+
+    /// Builds the skeleton of one page: the `offset..offset+limit` slice of the feed's
+    /// candidates, keeping only posts that exist.
+    async fn build(
+        &self,
+        scope: Scope,
+        limit: u32,
+        offset: u32,
+    ) -> Result<PageSkeleton, PageError> {
+        let need = (offset + limit + 1) as usize;
+        let candidates: Vec<(PostId, ItemSource)> = match scope {
+            Scope::Timeline(viewer) => self.timeline(viewer, need).await?,
+            Scope::User(user) => tag(
+                self.newest(&keys::user_posts(user), need).await?,
+                ItemSource::Recent,
+            ),
+            Scope::Trending => tag(self.trending(need).await?, ItemSource::Trending),
+            Scope::ForYou(viewer) => self.for_you(viewer, need).await?,
+            Scope::Unified(viewer) => self.unified(viewer, need).await?,
+        };
+        let ids: Vec<PostId> = candidates.iter().map(|(id, _)| *id).collect();
+        let hydrated = self.store.hydrate(&ids).await.map_err(redis_error)?;
+        let live: Vec<(PostId, ItemSource)> = candidates
+            .into_iter()
+            .zip(hydrated)
+            .filter_map(|(candidate, post)| post.map(|_| candidate))
+            .collect();
+        let has_more = live.len() > (offset + limit) as usize;
+        let page: Vec<_> = live
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        Ok(PageSkeleton {
+            post_ids: page.iter().map(|(id, _)| id.to_string()).collect(),
+            sources: page.iter().map(|(_, source)| *source as i32).collect(),
+            has_more,
+        })
+    }
+
+    async fn newest(&self, key: &str, n: usize) -> Result<Vec<PostId>, PageError> {
+        let mut conn = self.store.redis();
+        let ids: Vec<String> = conn
+            .zrevrange(key, 0, n as isize - 1)
+            .await
+            .map_err(redis_error)?;
+        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
+    /// The viewer's timeline: fanned-out entries merged with posts of followed big authors,
+    /// newest first.
+    async fn timeline(
+        &self,
+        viewer: UserId,
+        need: usize,
+    ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
+        let mut conn = self.store.redis();
+        let (mut entries, big): (Vec<(String, f64)>, Vec<String>) = redis::pipe()
+            .zrevrange_withscores(keys::timeline(viewer), 0, need as isize - 1)
+            .sinter(&[keys::following(viewer), keys::BIG_AUTHORS.to_owned()])
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        if !big.is_empty() {
+            let mut pipe = redis::pipe();
+            for author in big.iter().filter_map(|a| a.parse::<UserId>().ok()) {
+                pipe.zrevrange_withscores(keys::user_posts(author), 0, need as isize - 1);
+            }
+            let pulled: Vec<Vec<(String, f64)>> =
+                pipe.query_async(&mut conn).await.map_err(redis_error)?;
+            entries.extend(pulled.into_iter().flatten());
+            entries.sort_by(|a, b| b.1.total_cmp(&a.1));
+        }
+        let mut seen = HashSet::new();
+        Ok(entries
+            .into_iter()
+            .filter_map(|(id, _)| id.parse::<PostId>().ok())
+            .filter(|id| seen.insert(*id))
+            .take(need)
+            .map(|id| (id, ItemSource::Following))
+            .collect())
+    }
+
+    /// The trending ranking's first `need` posts.
+    async fn trending(&self, need: usize) -> Result<Vec<PostId>, PageError> {
+        let ranking = self
+            .ranking
+            .try_get_with((), self.rank_trending())
+            .await
+            .map_err(|err| (*err).clone())?;
+        Ok(ranking.iter().take(need).copied().collect())
+    }
+
+    /// Scores the newest posts of the trending window and keeps the best.
+    async fn rank_trending(&self) -> Result<Arc<Vec<PostId>>, PageError> {
+        let now = sidechain_events::now_ms();
+        let window_start =
+            now - i64::try_from(self.models.trending_window.as_millis()).unwrap_or(i64::MAX);
+        let mut conn = self.store.redis();
+        let candidates: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
+            .arg(keys::RECENT)
+            .arg("+inf")
+            .arg(window_start)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(self.models.trending_candidates)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let ids: Vec<PostId> = candidates
+            .iter()
+            .filter_map(|(id, _)| id.parse().ok())
+            .collect();
+        let hydrated = self.store.hydrate(&ids).await.map_err(redis_error)?;
+        let mut scored: Vec<(f64, PostId)> = ids
+            .into_iter()
+            .zip(hydrated)
+            .filter_map(|(id, post)| {
+                let post = post?;
+                let age_ms = u64::try_from(now - post.post.created_at_ms).unwrap_or(0);
+                Some((
+                    ranking::trending_score(&post.counts, Duration::from_millis(age_ms)),
+                    id,
+                ))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        Ok(Arc::new(
+            scored
+                .into_iter()
+                .take(TRENDING_SIZE)
+                .map(|(_, id)| id)
+                .collect(),
+        ))
+    }
+
+    /// Gorse's recommendations, or `None` when Gorse is reported unhealthy or the call fails
+    /// (the caller falls back to trending).
+    async fn recommendations(
+        &self,
+        viewer: UserId,
+        need: usize,
+        feed: &'static str,
+    ) -> Option<Vec<PostId>> {
+        if self
+            .gorse_status
+            .latest()
+            .is_some_and(|status| !status.healthy)
+        {
+            self.metrics.gorse_fallback(feed, "unhealthy");
+            return None;
+        }
+        match self.gorse.recommend(&viewer.to_string(), need, 0).await {
+            // Follow items (`user:<id>`) are not posts and drop out here.
+            Ok(items) => Some(items.iter().filter_map(|i| i.parse().ok()).collect()),
+            Err(err) => {
+                tracing::debug!(error = %err, "Gorse recommendations unavailable; using trending");
+                self.metrics.gorse_fallback(feed, "error");
+                None
+            }
+        }
+    }
+
+    async fn for_you(
+        &self,
+        viewer: UserId,
+        need: usize,
+    ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
+        Ok(match self.recommendations(viewer, need, "for_you").await {
+            Some(ids) => tag(ids, ItemSource::Gorse),
+            None => tag(self.trending(need).await?, ItemSource::Trending),
+        })
+    }
+
+    async fn unified(
+        &self,
+        viewer: UserId,
+        need: usize,
+    ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
+        let following: Vec<PostId> = self
+            .timeline(viewer, need)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let trending = self.trending(need).await?;
+        let recent = self.newest(keys::RECENT, need).await?;
+        // Without Gorse its share goes to trending, labelled as such.
+        let (gorse_source, gorse_ids) = match self.recommendations(viewer, need, "unified").await {
+            Some(ids) => (ItemSource::Gorse, ids),
+            None => (ItemSource::Trending, trending.clone()),
+        };
+        let own: HashSet<PostId> = self
+            .newest(&keys::user_posts(viewer), 1_000)
+            .await?
+            .into_iter()
+            .collect();
+        let lists = ranking::UNIFIED_WEIGHTS.map(|(source, weight)| {
+            let ids = match source {
+                ItemSource::Following => following.clone(),
+                ItemSource::Gorse => gorse_ids.clone(),
+                ItemSource::Trending => trending.clone(),
+                _ => recent.clone(),
+            };
+            let label = if source == ItemSource::Gorse {
+                gorse_source
+            } else {
+                source
+            };
+            (label, weight, ids)
+        });
+        Ok(ranking::mix(lists.into(), |id| own.contains(id), need))
+    }
+}
+
+fn tag(ids: Vec<PostId>, source: ItemSource) -> Vec<(PostId, ItemSource)> {
+    ids.into_iter().map(|id| (id, source)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_name_their_page_hashes_as_the_fanout_script_expects() {
+        let user = UserId::new();
+        assert_eq!(
+            Scope::Timeline(user).to_string(),
+            format!("timeline:{user}")
+        );
+        assert_eq!(Scope::Unified(user).to_string(), format!("unified:{user}"));
+        assert_eq!(Scope::Trending.to_string(), "trending");
+        assert_eq!(Scope::feed_name("for_you"), Scope::ForYou(user).feed());
+    }
+}

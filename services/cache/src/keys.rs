@@ -1,0 +1,116 @@
+//! Every Redis key of the cache service, in one place.
+//!
+//! Keys about one post share the hash tag `{<post id>}` so each script touching them stays in
+//! one Redis Cluster slot. The read-model transaction as a whole spans slots, so the read
+//! models need a single Redis primary (standalone or Sentinel); see docs/operations.md.
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `post:{P}` | hash | `data` (protobuf `Post`), counts (`likes`, `plays`, `comments`, `reposts`, `views`, `downloads`), `deleted` |
+//! | `post_likes:{P}`, `post_reposts:{P}` | set | who liked / reposted |
+//! | `post_comments:{P}` | sorted set | comment ids by time |
+//! | `post_comment_data:{P}` | hash | comment id → protobuf `CommentItem` |
+//! | `comment:{C}` | hash | `post`, `user` of a comment |
+//! | `user_posts:{U}` | sorted set | a user's posts by time |
+//! | `following:{U}`, `followers:{U}` | set | the follow graph |
+//! | `timeline:{U}` | sorted set | posts fanned out to U (capped) |
+//! | `recent` | sorted set | newest posts (capped): recent source and trending candidates |
+//! | `big_authors` | set | authors not fanned out (too many followers) |
+//! | `readmodel:applied_seq` | string | last stream sequence applied; absent means rebuild |
+//! | `readmodel:rebuild_lock` | string | one instance resets the consumer |
+//! | `page:<scope>` | hash | `<limit>:<offset>` → protobuf `PageSkeleton` |
+//! | `jwt_cache:<sha256>` | string | verified session (protobuf `UserProfile`) |
+//! | `revoked:<jti>` | string | a logged-out token, until it expires |
+
+use sidechain_events::{CommentId, PostId, UserId};
+
+/// A post's hash.
+pub fn post(post: PostId) -> String {
+    format!("post:{{{post}}}")
+}
+
+/// Who liked a post.
+pub fn post_likes(post: PostId) -> String {
+    format!("post_likes:{{{post}}}")
+}
+
+/// Who reposted a post.
+pub fn post_reposts(post: PostId) -> String {
+    format!("post_reposts:{{{post}}}")
+}
+
+/// A post's comment ids by time.
+pub fn post_comments(post: PostId) -> String {
+    format!("post_comments:{{{post}}}")
+}
+
+/// A post's comments.
+pub fn post_comment_data(post: PostId) -> String {
+    format!("post_comment_data:{{{post}}}")
+}
+
+/// Where a comment is.
+pub fn comment(comment: CommentId) -> String {
+    format!("comment:{{{comment}}}")
+}
+
+/// A user's posts.
+pub fn user_posts(user: UserId) -> String {
+    format!("user_posts:{{{user}}}")
+}
+
+/// Whom a user follows.
+pub fn following(user: UserId) -> String {
+    format!("following:{{{user}}}")
+}
+
+/// Who follows a user.
+pub fn followers(user: UserId) -> String {
+    format!("followers:{{{user}}}")
+}
+
+/// A user's fanned-out timeline.
+pub fn timeline(user: UserId) -> String {
+    format!("timeline:{{{user}}}")
+}
+
+/// Newest posts.
+pub const RECENT: &str = "recent";
+/// Authors read on demand instead of fanned out.
+pub const BIG_AUTHORS: &str = "big_authors";
+/// Last applied stream sequence.
+pub const APPLIED_SEQ: &str = "readmodel:applied_seq";
+/// Held while one instance resets the consumer for a rebuild.
+pub const REBUILD_LOCK: &str = "readmodel:rebuild_lock";
+
+/// Cached pages of a scope (see [`crate::feeds::Scope`]).
+pub fn page(scope: &str) -> String {
+    format!("page:{scope}")
+}
+
+pub use sidechain_infra::sessions::{jwt_cache_key as jwt_cache, revoked_key as revoked};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_post_share_a_hash_tag() {
+        let id = PostId::new();
+        let tag = format!("{{{id}}}");
+        for key in [
+            post(id),
+            post_likes(id),
+            post_reposts(id),
+            post_comments(id),
+            post_comment_data(id),
+        ] {
+            assert!(key.ends_with(&tag), "{key}");
+        }
+    }
+
+    #[test]
+    fn session_keys_follow_the_brief() {
+        assert_eq!(jwt_cache("abc"), "jwt_cache:abc");
+    }
+}

@@ -1,0 +1,199 @@
+//! Point lookups for the edge: does a post or comment exist (`lookup.post`, `lookup.comment`),
+//! and a page of a post's comments (`comments.list`).
+//!
+//! Read-your-writes: a post created a moment ago may not be applied yet. On a miss the lookup
+//! waits (up to [`BARRIER_TIMEOUT`]) until the read models include every event the stream held
+//! when the lookup arrived, then looks again.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use redis::AsyncCommands as _;
+use sidechain_events::rpc::{
+    CommentItem, CommentsReply, CommentsRequest, ErrorCode, LookupReply, LookupRequest, Post,
+    RpcError, lookup_request::Target,
+};
+use sidechain_events::subjects::EVENTS_STREAM;
+use sidechain_events::{CommentId, PostId};
+use sidechain_infra::redis::RedisConn;
+use tokio::sync::watch;
+
+use crate::keys;
+
+/// Longest wait for the read models to catch up on a miss.
+pub const BARRIER_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Answers lookups.
+#[derive(Debug, Clone)]
+pub struct Lookups {
+    redis: RedisConn,
+    js: async_nats::jetstream::Context,
+    applied: watch::Receiver<u64>,
+}
+
+fn unavailable() -> RpcError {
+    RpcError {
+        code: ErrorCode::Unavailable as i32,
+        message: "lookups are temporarily unavailable".to_owned(),
+    }
+}
+
+impl Lookups {
+    /// Lookups over `redis`; `applied` follows the applied stream sequence.
+    pub fn new(
+        redis: RedisConn,
+        js: async_nats::jetstream::Context,
+        applied: watch::Receiver<u64>,
+    ) -> Self {
+        Self { redis, js, applied }
+    }
+
+    /// Answers `lookup.post` / `lookup.comment`.
+    pub async fn lookup(&self, request: &LookupRequest) -> LookupReply {
+        let result = match &request.target {
+            Some(Target::PostId(id)) => match id.parse::<PostId>() {
+                Ok(post) => self.with_barrier(|| self.post(post)).await,
+                Err(_) => Ok(None),
+            },
+            Some(Target::CommentId(id)) => match id.parse::<CommentId>() {
+                Ok(comment) => self.with_barrier(|| self.comment(comment)).await,
+                Err(_) => Ok(None),
+            },
+            None => Ok(None),
+        };
+        match result {
+            Ok(Some((owner, post))) => LookupReply {
+                found: true,
+                owner_user_id: owner,
+                post_id: post,
+                error: None,
+            },
+            Ok(None) => LookupReply::default(),
+            Err(err) => {
+                tracing::warn!(error = %err, "lookup failed");
+                LookupReply {
+                    error: Some(unavailable()),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    async fn with_barrier<F, Fut>(&self, look: F) -> redis::RedisResult<Option<(String, String)>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = redis::RedisResult<Option<(String, String)>>>,
+    {
+        if let Some(found) = look().await? {
+            return Ok(Some(found));
+        }
+        if self.catch_up().await {
+            return look().await;
+        }
+        Ok(None)
+    }
+
+    /// Waits until the read models include every event stored now. `false` if they already
+    /// did (no point looking again) or could not within the timeout.
+    async fn catch_up(&self) -> bool {
+        let Ok(mut stream) = self.js.get_stream(EVENTS_STREAM).await else {
+            return false;
+        };
+        let Ok(info) = stream.info().await else {
+            return false;
+        };
+        let target = info.state.last_sequence;
+        let mut applied = self.applied.clone();
+        if *applied.borrow() >= target {
+            return false;
+        }
+        let mut conn = self.redis.clone();
+        let stored: Option<u64> = conn.get(keys::APPLIED_SEQ).await.unwrap_or(None);
+        if stored.is_some_and(|s| s >= target) {
+            return true;
+        }
+        tokio::time::timeout(BARRIER_TIMEOUT, applied.wait_for(|seq| *seq >= target))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    async fn post(&self, post: PostId) -> redis::RedisResult<Option<(String, String)>> {
+        let mut conn = self.redis.clone();
+        let (data, deleted): (Option<Vec<u8>>, Option<String>) = redis::cmd("HMGET")
+            .arg(keys::post(post))
+            .arg(&["data", "deleted"])
+            .query_async(&mut conn)
+            .await?;
+        if deleted.as_deref() == Some("1") {
+            return Ok(None);
+        }
+        Ok(data
+            .and_then(|bytes| Post::decode(bytes.as_slice()).ok())
+            .map(|p| (p.user_id, p.id)))
+    }
+
+    async fn comment(&self, comment: CommentId) -> redis::RedisResult<Option<(String, String)>> {
+        let mut conn = self.redis.clone();
+        let (post, user): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(keys::comment(comment))
+            .arg(&["post", "user"])
+            .query_async(&mut conn)
+            .await?;
+        Ok(post.zip(user).map(|(post, user)| (user, post)))
+    }
+
+    /// Answers `comments.list`: oldest first.
+    pub async fn comments(&self, request: &CommentsRequest) -> CommentsReply {
+        let Ok(post) = request.post_id.parse::<PostId>() else {
+            return CommentsReply::default();
+        };
+        match self
+            .comments_page(post, request.limit.clamp(1, 100), request.offset)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(err) => {
+                tracing::warn!(error = %err, "comments lookup failed");
+                CommentsReply {
+                    error: Some(unavailable()),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    async fn comments_page(
+        &self,
+        post: PostId,
+        limit: u32,
+        offset: u32,
+    ) -> redis::RedisResult<CommentsReply> {
+        let mut conn = self.redis.clone();
+        let start = offset as isize;
+        let ids: Vec<String> = conn
+            .zrange(keys::post_comments(post), start, start + limit as isize)
+            .await?;
+        let has_more = ids.len() > limit as usize;
+        let ids: Vec<String> = ids.into_iter().take(limit as usize).collect();
+        if ids.is_empty() {
+            return Ok(CommentsReply {
+                has_more,
+                ..Default::default()
+            });
+        }
+        let rows: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(keys::post_comment_data(post))
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await?;
+        Ok(CommentsReply {
+            comments: rows
+                .into_iter()
+                .flatten()
+                .filter_map(|bytes| CommentItem::decode(bytes.as_slice()).ok())
+                .collect(),
+            has_more,
+            error: None,
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! Reading the read models, with in-process copies that the applier's broadcasts keep fresh:
+//! post data (immutable until deleted), post counts, and who each user follows.
+//!
+//! A warm feed request reads nothing from Redis; a cold one reads the missing posts' hashes in
+//! one pipelined round trip.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use prost::Message as _;
+use redis::AsyncCommands as _;
+use sidechain_events::rpc::{CacheInvalidation, Post, PostCounts};
+use sidechain_events::{PostId, UserId};
+use sidechain_infra::redis::RedisConn;
+
+use crate::keys;
+use crate::metrics::CacheMetrics;
+
+/// How long a post's counts are trusted in memory without an invalidation.
+const COUNTS_TTL: Duration = Duration::from_secs(60);
+/// How long a post's data is kept in memory (it only changes when deleted, which is broadcast).
+const POST_TTL: Duration = Duration::from_secs(600);
+/// How long a follow set is trusted in memory without an invalidation.
+const FOLLOWING_TTL: Duration = Duration::from_secs(60);
+
+/// A post ready to serve.
+#[derive(Debug, Clone)]
+pub struct Hydrated {
+    /// Its data.
+    pub post: Arc<Post>,
+    /// Its counts now.
+    pub counts: PostCounts,
+    /// Its author.
+    pub author: Option<UserId>,
+}
+
+/// The read side.
+#[derive(Debug, Clone)]
+pub struct Store {
+    redis: RedisConn,
+    posts: Cache<PostId, Arc<Post>>,
+    counts: Cache<PostId, PostCounts>,
+    following: Cache<UserId, Arc<HashSet<UserId>>>,
+    metrics: CacheMetrics,
+}
+
+const FIELDS: [&str; 8] = [
+    "data",
+    "deleted",
+    "likes",
+    "plays",
+    "comments",
+    "reposts",
+    "views",
+    "downloads",
+];
+
+impl Store {
+    /// A store over `redis` keeping up to `entries` of each kind in memory.
+    pub fn new(redis: RedisConn, entries: u64, metrics: CacheMetrics) -> Self {
+        Self {
+            redis,
+            posts: Cache::builder()
+                .max_capacity(entries)
+                .time_to_live(POST_TTL)
+                .build(),
+            counts: Cache::builder()
+                .max_capacity(entries)
+                .time_to_live(COUNTS_TTL)
+                .build(),
+            following: Cache::builder()
+                .max_capacity(entries)
+                .time_to_live(FOLLOWING_TTL)
+                .build(),
+            metrics,
+        }
+    }
+
+    /// The Redis connection (for builders).
+    pub fn redis(&self) -> RedisConn {
+        self.redis.clone()
+    }
+
+    /// The posts, in order; `None` for posts that do not exist or were deleted.
+    pub async fn hydrate(&self, ids: &[PostId]) -> redis::RedisResult<Vec<Option<Hydrated>>> {
+        let mut out: Vec<Option<Hydrated>> = Vec::with_capacity(ids.len());
+        let mut missing: Vec<(usize, PostId)> = Vec::new();
+        for (at, id) in ids.iter().enumerate() {
+            match (self.posts.get(id), self.counts.get(id)) {
+                (Some(post), Some(counts)) => {
+                    self.metrics.lookup("post", true);
+                    out.push(Some(Hydrated {
+                        author: post.user_id.parse().ok(),
+                        post,
+                        counts,
+                    }));
+                }
+                _ => {
+                    self.metrics.lookup("post", false);
+                    out.push(None);
+                    missing.push((at, *id));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let mut pipe = redis::pipe();
+        for (_, id) in &missing {
+            pipe.cmd("HMGET").arg(keys::post(*id)).arg(&FIELDS[..]);
+        }
+        let mut conn = self.redis.clone();
+        let rows: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(&mut conn).await?;
+        for ((at, id), row) in missing.into_iter().zip(rows) {
+            out[at] = self.remember(id, &row);
+        }
+        Ok(out)
+    }
+
+    fn remember(&self, id: PostId, row: &[Option<Vec<u8>>]) -> Option<Hydrated> {
+        let field = |i: usize| row.get(i).and_then(|v| v.as_deref());
+        let number = |i: usize| {
+            field(i)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .map_or(0, |n| n.max(0) as u64)
+        };
+        if field(1) == Some(b"1".as_slice()) {
+            self.forget(id);
+            return None;
+        }
+        let post = Arc::new(Post::decode(field(0)?).ok()?);
+        let counts = PostCounts {
+            likes: number(2),
+            plays: number(3),
+            comments: number(4),
+            reposts: number(5),
+            views: number(6),
+            downloads: number(7),
+        };
+        self.posts.insert(id, post.clone());
+        self.counts.insert(id, counts);
+        Some(Hydrated {
+            author: post.user_id.parse().ok(),
+            post,
+            counts,
+        })
+    }
+
+    fn forget(&self, id: PostId) {
+        self.posts.invalidate(&id);
+        self.counts.invalidate(&id);
+    }
+
+    /// Whom `user` follows.
+    pub async fn following(&self, user: UserId) -> redis::RedisResult<Arc<HashSet<UserId>>> {
+        if let Some(set) = self.following.get(&user) {
+            self.metrics.lookup("following", true);
+            return Ok(set);
+        }
+        self.metrics.lookup("following", false);
+        let mut conn = self.redis.clone();
+        let members: Vec<String> = conn.smembers(keys::following(user)).await?;
+        let set: Arc<HashSet<UserId>> =
+            Arc::new(members.iter().filter_map(|m| m.parse().ok()).collect());
+        self.following.insert(user, set.clone());
+        Ok(set)
+    }
+
+    /// Applies a broadcast: drops changed posts and follow sets.
+    pub fn invalidate(&self, invalidation: &CacheInvalidation) {
+        if invalidation.everything {
+            self.posts.invalidate_all();
+            self.counts.invalidate_all();
+            self.following.invalidate_all();
+            return;
+        }
+        for id in invalidation
+            .post_ids
+            .iter()
+            .filter_map(|p| p.parse::<PostId>().ok())
+        {
+            // Data stays (it is immutable); counts and deletion status are re-read.
+            self.counts.invalidate(&id);
+        }
+        for user in invalidation
+            .following_of
+            .iter()
+            .filter_map(|u| u.parse::<UserId>().ok())
+        {
+            self.following.invalidate(&user);
+        }
+    }
+}

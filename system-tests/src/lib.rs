@@ -1,0 +1,294 @@
+//! The whole system in one process: NATS, Redis and the Gorse test double started for the
+//! test, and the edge, cache and feedback services started with `start` on free ports, as
+//! `just up` would run them (with short batch timeouts so tests are quick).
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sidechain_config::Source;
+use sidechain_infra::service::Running;
+use sidechain_test_support::{GorseDouble, NatsServer, RedisServer};
+use tokio_util::sync::CancellationToken;
+
+/// JWT key of the test system.
+pub const SECRET: &str = "system-test-secret-system-test-secret";
+
+/// Servers and services.
+#[derive(Debug)]
+pub struct System {
+    /// NATS with JetStream.
+    pub nats: NatsServer,
+    /// Redis.
+    pub redis: RedisServer,
+    /// The Gorse test double.
+    pub gorse: GorseDouble,
+    /// Base URL of the edge API.
+    pub api: String,
+    /// Admin (metrics/health) URLs: edge, feedback, cache.
+    pub admin: [String; 3],
+    source: Source,
+    shutdown: CancellationToken,
+    running: Vec<Running>,
+    http: reqwest::Client,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// JSON body (`Null` when empty).
+    pub body: Value,
+}
+
+/// A registered user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Id.
+    pub id: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+impl System {
+    /// Starts everything with the given extra settings; returns once every service is ready.
+    pub async fn start(extra: &[(&str, &str)]) -> Self {
+        sidechain_test_support::init_logging();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let (nats, redis, gorse) = (
+            NatsServer::start(),
+            RedisServer::start(),
+            GorseDouble::start().await,
+        );
+        let mut source = Source::default()
+            .with("NATS_URL", nats.url())
+            .with("REDIS_URL", redis.url())
+            .with("GORSE_URL", gorse.url())
+            .with("JWT_SECRET", SECRET)
+            .with("PORT", "0")
+            .with("METRICS_PORT", "0")
+            .with("BIND_ADDRESS", "127.0.0.1")
+            .with("GORSE_BATCH_TIMEOUT", "200ms")
+            .with("GORSE_RETRY_BASE_DELAY", "20ms")
+            .with("GORSE_HEALTH_INTERVAL", "200ms")
+            .with("SHUTDOWN_TIMEOUT", "5s");
+        for (key, value) in extra {
+            source = source.with(*key, *value);
+        }
+        let shutdown = CancellationToken::new();
+        let edge = sidechain_edge::start(
+            sidechain_edge::EdgeConfig::from_source(&source).expect("edge config"),
+            shutdown.clone(),
+        )
+        .await
+        .expect("edge starts");
+        let feedback = sidechain_feedback::start(
+            sidechain_feedback::Config::from_source(&source).expect("feedback config"),
+            shutdown.clone(),
+        )
+        .await
+        .expect("feedback starts");
+        let cache = sidechain_cache::start(
+            sidechain_cache::Config::from_source(&source).expect("cache config"),
+            shutdown.clone(),
+        )
+        .await
+        .expect("cache starts");
+        let system = Self {
+            api: format!("http://{}", edge.api_addr.expect("api")),
+            admin: [&edge, &feedback, &cache].map(|r| format!("http://{}", r.admin_addr)),
+            nats,
+            redis,
+            gorse,
+            source,
+            shutdown,
+            running: vec![edge, feedback, cache],
+            http: reqwest::Client::new(),
+        };
+        for admin in &system.admin {
+            eventually(
+                &format!("{admin} ready"),
+                Duration::from_secs(20),
+                || async {
+                    system
+                        .http
+                        .get(format!("{admin}/health/ready"))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                },
+            )
+            .await;
+        }
+        system
+    }
+
+    /// Starts one more edge instance (fresh memory, same servers); returns its API base URL.
+    pub async fn another_edge(&mut self) -> String {
+        let edge = sidechain_edge::start(
+            sidechain_edge::EdgeConfig::from_source(&self.source).expect("edge config"),
+            self.shutdown.clone(),
+        )
+        .await
+        .expect("edge starts");
+        let api = format!("http://{}", edge.api_addr.expect("api"));
+        let admin = format!("http://{}", edge.admin_addr);
+        self.running.push(edge);
+        eventually("the new edge is ready", Duration::from_secs(20), || async {
+            self.http
+                .get(format!("{admin}/health/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        api
+    }
+
+    /// Stops every service and waits for a clean exit.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for running in self.running {
+            running.wait().await.expect("clean stop");
+        }
+    }
+
+    /// Calls the API.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call_at(&self.api, method, path, token, body).await
+    }
+
+    /// Calls the API of the edge at `base`.
+    pub async fn call_at(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{base}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body {status}: {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Registers `username` (password `correct horse battery`).
+    pub async fn register(&self, username: &str) -> User {
+        let reply = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({"email": format!("{username}@example.com"), "username": username, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        User {
+            id: reply.body["auth"]["user"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+            token: reply.body["auth"]["token"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+        }
+    }
+
+    /// Shares a loop as `user`; returns its id.
+    pub async fn post(&self, user: &User, genre: &str) -> String {
+        let reply = self
+            .call(
+                Method::POST,
+                "/api/v1/feed/post",
+                Some(&user.token),
+                Some(json!({"audio_url": "https://cdn.example/loop.wav", "bpm": 124, "key": "A minor",
+                    "genres": [genre], "duration_seconds": 8.0, "title": "Night drive"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.body["id"].as_str().expect("post id").to_owned()
+    }
+
+    /// The text of a service's `/metrics` (0 edge, 1 feedback, 2 cache).
+    pub async fn metrics(&self, service: usize) -> String {
+        self.http
+            .get(format!("{}/metrics", self.admin[service]))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Every event in the stream as (subject, event), in order.
+    pub async fn events(&self) -> Vec<(String, sidechain_events::events::Event)> {
+        use futures::StreamExt as _;
+        use prost::Message as _;
+        let client = async_nats::connect(self.nats.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("EVENTS").await.expect("stream");
+        let count = stream.info().await.expect("info").state.messages;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .expect("consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut out = Vec::new();
+        while (out.len() as u64) < count {
+            let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+                .await
+                .expect("in time")
+                .expect("open")
+                .expect("message");
+            let event =
+                sidechain_events::events::Event::decode(message.payload.clone()).expect("decodes");
+            out.push((message.subject.to_string(), event));
+        }
+        out
+    }
+}
+
+/// Waits until `condition` holds.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
