@@ -294,13 +294,36 @@ pub async fn ensure_kv_bucket(
     match js.get_key_value(&config.bucket).await {
         Ok(store) => Ok(store),
         Err(err) if err.kind() == jetstream::context::KeyValueErrorKind::GetBucket => {
-            match js.create_key_value(config.clone()).await {
-                Ok(store) => Ok(store),
-                // Another instance created it between our get and create.
-                Err(_) => Ok(js.get_key_value(&config.bucket).await?),
+            // Created through the stream API: `create_key_value` first asks for account info,
+            // which async-nats cannot parse from nats-server 2.9 (Debian's, often the one
+            // already running); the bucket is this stream either way.
+            if let Err(create) = js.create_stream(kv_stream_config(&config)).await {
+                tracing::debug!(bucket = config.bucket, error = %create, "bucket creation raced or failed; opening it");
             }
+            Ok(js.get_key_value(&config.bucket).await?)
         }
         Err(err) => Err(err.into()),
+    }
+}
+
+/// The stream behind a KV bucket, as async-nats's `create_key_value` builds it.
+fn kv_stream_config(config: &kv::Config) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{}", config.bucket),
+        description: Some(config.description.clone()),
+        subjects: vec![format!("$KV.{}.>", config.bucket)],
+        max_messages_per_subject: config.history.max(1),
+        max_bytes: config.max_bytes,
+        max_age: config.max_age,
+        max_message_size: config.max_value_size,
+        storage: config.storage,
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        num_replicas: config.num_replicas.max(1),
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
     }
 }
 

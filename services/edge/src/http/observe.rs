@@ -215,7 +215,12 @@ pub async fn observe(
             .get_or_create(&labels)
             .observe(bytes);
     }
-    if let Some(bytes) = content_length(response.headers()) {
+    let response_bytes = content_length(response.headers()).or_else(|| {
+        http_body::Body::size_hint(response.body())
+            .exact()
+            .map(|n| n as f64)
+    });
+    if let Some(bytes) = response_bytes {
         observe
             .metrics
             .response_size
