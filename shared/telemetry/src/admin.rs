@@ -133,11 +133,13 @@ pub async fn serve(
         .await
 }
 
-async fn live() -> impl IntoResponse {
-    axum::Json(serde_json::json!({ "status": "live" }))
+/// `GET /health/live`: the process is up.
+pub async fn live() -> Response {
+    axum::Json(serde_json::json!({ "status": "live" })).into_response()
 }
 
-async fn ready(State(readiness): State<Readiness>) -> Response {
+/// `GET /health/ready`: 200 when every check passes, else 503; the body lists the checks.
+pub async fn ready(State(readiness): State<Readiness>) -> Response {
     let report = readiness.report().await;
     let status = if report.is_ready() {
         StatusCode::OK

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -78,4 +79,28 @@ pub async fn gorse(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Gors
             }),
         ),
     }
+}
+
+/// Body of the health probes (`/health/live`, `/health/ready`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProbeResponse {
+    /// `live`; or `ready`, `not_ready`, `draining`.
+    pub status: String,
+    /// Readiness only: each check (`nats`, `redis`, `events_stream`) as `up` or `down: <why>`.
+    pub checks: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Liveness: the process answers (also on the metrics port).
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, body = ProbeResponse)))]
+pub async fn live() -> Response {
+    sidechain_telemetry::admin::live().await
+}
+
+/// Readiness: NATS, Redis and the event stream are usable (also on the metrics port). 503 while
+/// a dependency is down or the edge is shutting down.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = ProbeResponse), (status = 503, body = ProbeResponse)))]
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    sidechain_telemetry::admin::ready(State(state.readiness.clone())).await
 }

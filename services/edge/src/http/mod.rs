@@ -75,6 +75,8 @@ pub fn router(state: Arc<AppState>, observe: Arc<observe::Observe>) -> Router {
     let unlimited = Router::new()
         .route("/health", get(health::health))
         .route("/health/gorse", get(health::gorse))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
         .route("/openapi.json", get(openapi::openapi_json));
 
     let body_limit = state.max_body_bytes;
@@ -86,9 +88,6 @@ pub fn router(state: Arc<AppState>, observe: Arc<observe::Observe>) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()).into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
         .with_state(state.clone())
-        .merge(sidechain_telemetry::admin::health_routes(
-            state.readiness.clone(),
-        ))
         .route_layer(from_fn(observe::record_route))
         .layer(from_fn_with_state(
             state,

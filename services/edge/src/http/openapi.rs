@@ -19,7 +19,7 @@ use super::{auth, feeds, health, posts, social};
             `RateLimit-*` headers of its route class. Writes answer 2xx only once stored.",
     ),
     paths(
-        health::health, health::gorse,
+        health::health, health::gorse, health::live, health::ready, openapi_json,
         auth::register, auth::login, auth::refresh, auth::me, auth::logout,
         posts::create, posts::delete, posts::play, posts::view, posts::download, posts::repost,
         posts::unrepost, posts::comment, posts::comments,
@@ -28,7 +28,7 @@ use super::{auth, feeds, health, posts, social};
         feeds::timeline, feeds::unified, feeds::trending, feeds::for_you, feeds::user_posts,
     ),
     components(schemas(crate::error::ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "posts", description = "Sharing and deleting loops"),
@@ -58,7 +58,65 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Serves the document.
+/// The errors every API operation can answer, added where a handler's annotation does not
+/// list them: 400 (bad input), 401 (token), 413/415 (bodies), 429 (rate limit), 503
+/// (dependency down), all in the `ErrorBody` shape.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let public = path.ends_with("/register") || path.ends_with("/login");
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let has_body = operation.request_body.is_some();
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description));
+                };
+                add("400", "Invalid input");
+                if !public {
+                    add("401", "Missing, invalid, expired or revoked token");
+                }
+                if has_body {
+                    add("413", "Body larger than MAX_BODY_BYTES");
+                    add("415", "Body is not JSON");
+                }
+                add("429", "Rate limited; see Retry-After");
+                add("503", "A dependency is unavailable; see Retry-After");
+            }
+        }
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json")))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

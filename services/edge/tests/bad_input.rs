@@ -1,0 +1,474 @@
+//! Every route refuses malformed input with a 4xx in the one error shape, never a 5xx, and
+//! publishes nothing.
+
+mod common;
+
+use common::{Backends, Edge};
+use reqwest::{Method, StatusCode};
+
+struct Case {
+    method: Method,
+    path: String,
+    body: Option<String>,
+    content_type: &'static str,
+    authenticated: bool,
+    status: u16,
+    code: &'static str,
+}
+
+fn case(method: Method, path: &str, body: Option<&str>, status: u16, code: &'static str) -> Case {
+    Case {
+        method,
+        path: path.to_owned(),
+        body: body.map(str::to_owned),
+        content_type: "application/json",
+        authenticated: true,
+        status,
+        code,
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let user = edge.register("valid_user").await;
+    let post = uuid_like();
+    let huge = format!(r#"{{"content":"{}"}}"#, "x".repeat(70 * 1024));
+    let long_comment = format!(r#"{{"content":"{}"}}"#, "é".repeat(2001));
+    let own_follow = format!("/api/v1/users/{}/follow", user.id);
+
+    let mut cases = vec![
+        case(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some("{"),
+            400,
+            "malformed_json",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(r#"{"email":"a@b.io"}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(r#"{"email":1,"username":"abc","password":"12345678"}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(r#"{"email":"a@b.io","username":"a","password":"12345678"}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(r#"{"email":"not-an-email","username":"abc","password":"12345678"}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(r#"{"email":"a@b.io","username":"abc","password":"short"}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(&huge),
+            413,
+            "payload_too_large",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/login",
+            Some("{}"),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/login",
+            Some("[1,2]"),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(r#"{"bpm":120,"key":"C","genres":["x"],"duration_seconds":3}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(
+                r#"{"audio_url":"https://a.io/x.wav","bpm":"fast","key":"C","genres":["x"],"duration_seconds":3}"#,
+            ),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(
+                r#"{"audio_url":"https://a.io/x.wav","bpm":120,"key":"C","genres":[],"duration_seconds":3}"#,
+            ),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(
+                r#"{"audio_url":"ftp://a.io/x.wav","bpm":120,"key":"C","genres":["x"],"duration_seconds":3}"#,
+            ),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(
+                r#"{"audio_url":"https://a.io/x.wav","bpm":120,"key":"C","genres":["x"],"duration_seconds":-1}"#,
+            ),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(
+                r#"{"audio_url":"https://a.io/x.wav","bpm":1e400,"key":"C","genres":["x"],"duration_seconds":1}"#,
+            ),
+            400,
+            "malformed_json",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/social/like",
+            Some(r#"{"activity_id":"nope"}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/social/like",
+            Some(r#"{"activity_id":null}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/social/like",
+            Some("{}"),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/social/follow",
+            Some(r#"{"target_user_id":"xyz"}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/social/unfollow",
+            Some(r#"{"target_user_id":42}"#),
+            400,
+            "invalid_request",
+        ),
+        case(Method::POST, &own_follow, None, 400, "cannot_follow_self"),
+        case(
+            Method::POST,
+            "/api/v1/users/not-a-uuid/follow",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/users/1234/follow",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/posts/not-a-uuid/play",
+            Some(r#"{"duration":3}"#),
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::POST,
+            &format!("/api/v1/posts/{post}/play"),
+            Some(r#"{"duration":"long"}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            &format!("/api/v1/posts/{post}/play"),
+            Some(r#"{"duration":-5}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            &format!("/api/v1/posts/{post}/play"),
+            Some(r#"{"completed":true}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/posts/0/view",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/posts/zz/download",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/posts/zz/repost",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/posts/zz/repost",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/posts/nope",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::POST,
+            &format!("/api/v1/posts/{post}/comments"),
+            Some(r#"{"content":"   "}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            &format!("/api/v1/posts/{post}/comments"),
+            Some(&long_comment),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            &format!("/api/v1/posts/{post}/comments"),
+            Some(r#"{"content":"hi","parent_id":"nope"}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::GET,
+            &format!("/api/v1/posts/{post}/comments?limit=0"),
+            None,
+            400,
+            "invalid_pagination",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/feed/timeline?limit=0",
+            None,
+            400,
+            "invalid_pagination",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/feed/timeline?limit=101",
+            None,
+            400,
+            "invalid_pagination",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/feed/unified?offset=-1",
+            None,
+            400,
+            "invalid_query",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/feed/trending?limit=abc",
+            None,
+            400,
+            "invalid_query",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/feed/trending?offset=10001",
+            None,
+            400,
+            "invalid_pagination",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/recommendations/for-you?limit=1.5",
+            None,
+            400,
+            "invalid_query",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/users/not-a-uuid/posts",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(Method::GET, "/api/v1/nope", None, 404, "not_found"),
+        case(
+            Method::PUT,
+            "/api/v1/social/like",
+            Some("{}"),
+            405,
+            "method_not_allowed",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/auth/login",
+            None,
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    cases.push(Case {
+        content_type: "text/plain",
+        ..case(
+            Method::POST,
+            "/api/v1/social/follow",
+            Some(r#"{"target_user_id":"x"}"#),
+            415,
+            "unsupported_media_type",
+        )
+    });
+    for path in [
+        "/api/v1/auth/me",
+        "/api/v1/feed/timeline",
+        "/api/v1/feed/post",
+        "/api/v1/social/like",
+    ] {
+        let method = if path.ends_with("post") || path.ends_with("like") {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        cases.push(Case {
+            authenticated: false,
+            ..case(method, path, Some("{}"), 401, "missing_token")
+        });
+    }
+
+    let client = reqwest::Client::new();
+    for case in &cases {
+        let mut request = client
+            .request(case.method.clone(), format!("{}{}", edge.base, case.path))
+            .header("content-type", case.content_type);
+        if case.authenticated {
+            request = request.bearer_auth(&user.token);
+        }
+        if let Some(body) = &case.body {
+            request = request.body(body.clone());
+        }
+        let response = request.send().await.expect("sent");
+        let status = response.status();
+        let request_id = response.headers().get("x-request-id").cloned();
+        let text = response.text().await.expect("body");
+        let label = format!(
+            "{} {} {:?}",
+            case.method,
+            case.path,
+            case.body.as_deref().map(|b| &b[..b.len().min(60)])
+        );
+        assert_eq!(
+            status,
+            StatusCode::from_u16(case.status).expect("status"),
+            "{label}: {text}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{label}: not JSON: {text}"));
+        assert_eq!(body["error"], case.code, "{label}: {text}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{label}: {text}"
+        );
+        assert_eq!(
+            body["request_id"].as_str(),
+            request_id.as_ref().and_then(|v| v.to_str().ok()),
+            "{label}: the body and header carry the same request id"
+        );
+    }
+
+    // An Idempotency-Key that is not printable ASCII is refused too.
+    let refused = client
+        .post(format!("{}/api/v1/feed/post", edge.base))
+        .bearer_auth(&user.token)
+        .header("idempotency-key", "")
+        .json(&serde_json::json!({"audio_url": "https://a.io/x.wav", "bpm": 120, "key": "C", "genres": ["x"], "duration_seconds": 3}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    let events = common::stream_events(&backends.nats.url()).await;
+    assert_eq!(
+        common::subjects(&events),
+        vec!["events.user_registered"],
+        "bad requests published nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_valid_incoming_request_id_is_echoed_and_an_unsafe_one_replaced() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let client = reqwest::Client::new();
+    let kept = client
+        .get(format!("{}/api/v1/nope", edge.base))
+        .header("x-request-id", "plugin-1234")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(kept.headers()["x-request-id"], "plugin-1234");
+    let body: serde_json::Value = kept.json().await.expect("json");
+    assert_eq!(body["request_id"], "plugin-1234");
+    let replaced = client
+        .get(format!("{}/health", edge.base))
+        .header("x-request-id", "bad id; drop")
+        .send()
+        .await
+        .expect("sent");
+    assert_ne!(replaced.headers()["x-request-id"], "bad id; drop");
+}
+
+fn uuid_like() -> String {
+    "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_owned()
+}
