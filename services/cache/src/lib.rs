@@ -58,6 +58,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         nats,
         jetstream: js,
         redis,
+        redis_metrics,
         mut registry,
         readiness,
         ..
@@ -113,8 +114,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let tasks = TaskTracker::new();
     let requests = TaskTracker::new();
     // The applier has a connection of its own: its transactions never queue behind requests.
-    let applier_redis =
-        sidechain_infra::redis::connect(&config.service.redis).context("REDIS_URL")?;
+    let applier_redis = sidechain_infra::redis::connect(&config.service.redis)
+        .context("REDIS_URL")?
+        .with_metrics(redis_metrics);
     let applier = Applier::new(
         js.clone(),
         applier_redis,

@@ -4,14 +4,161 @@
 //! broken connection fails within the connect timeout and triggers a reconnect, so callers see
 //! fast errors during an outage (and can fall back) and recover on their own afterwards.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use serde::Deserialize;
 use sidechain_config::{ConfigError, Source};
 
-/// A cloneable Redis connection shared by all tasks (commands are pipelined on one socket).
-pub type RedisConn = ConnectionManager;
+/// A cloneable Redis connection shared by all tasks (commands are pipelined on one socket),
+/// timing every command in `sidechain_redis_command_duration_seconds` once given metrics.
+#[derive(Clone)]
+pub struct RedisConn {
+    inner: ConnectionManager,
+    metrics: Option<RedisMetrics>,
+}
+
+impl std::fmt::Debug for RedisConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConn").finish_non_exhaustive()
+    }
+}
+
+impl RedisConn {
+    /// The same connection, recording command latencies in `metrics`.
+    pub fn with_metrics(mut self, metrics: RedisMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn record(&self, operation: &'static str, started: Instant, ok: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .durations
+                .get_or_create(&CommandLabels {
+                    operation,
+                    outcome: if ok { "ok" } else { "error" },
+                })
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.inner.req_packed_command(cmd).await;
+            self.record(operation(cmd), started, result.is_ok());
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self
+                .inner
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            self.record("pipeline", started, result.is_ok());
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+/// Latency of Redis commands by operation (the command name; pipelines and transactions are
+/// `pipeline`) and outcome.
+#[derive(Debug, Clone)]
+pub struct RedisMetrics {
+    durations: Family<CommandLabels, Histogram>,
+}
+
+impl RedisMetrics {
+    /// Registers `sidechain_redis_command_duration_seconds`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let durations = Family::<CommandLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(sidechain_telemetry::metrics::latency_buckets())
+        });
+        registry.register_with_unit(
+            "redis_command_duration",
+            "Time of Redis commands as seen by the service, by operation and outcome",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        Self { durations }
+    }
+}
+
+/// The command name as a label from a closed set (unknown commands are `other`).
+fn operation(cmd: &Cmd) -> &'static str {
+    let Some(redis::Arg::Simple(name)) = cmd.args_iter().next() else {
+        return "other";
+    };
+    const KNOWN: [&str; 36] = [
+        "get",
+        "set",
+        "del",
+        "exists",
+        "expire",
+        "pexpire",
+        "pttl",
+        "incr",
+        "hget",
+        "hmget",
+        "hset",
+        "hsetnx",
+        "hgetall",
+        "hincrby",
+        "sadd",
+        "srem",
+        "smembers",
+        "sinter",
+        "scard",
+        "zadd",
+        "zrem",
+        "zrange",
+        "zrevrange",
+        "zrevrangebyscore",
+        "zremrangebyrank",
+        "rpush",
+        "lmove",
+        "lrem",
+        "llen",
+        "lindex",
+        "eval",
+        "evalsha",
+        "script",
+        "ping",
+        "flushall",
+        "multi",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| known.as_bytes().eq_ignore_ascii_case(name))
+        .copied()
+        .unwrap_or("other")
+}
 
 /// Connection settings. Field `foo` is variable `FOO`.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,7 +217,8 @@ impl KindDescription for redis::RedisError {
     }
 }
 
-/// A handle that connects on first use and reconnects after failures.
+/// A handle that connects on first use and reconnects after failures (without metrics; see
+/// [`RedisConn::with_metrics`]).
 pub fn connect(config: &RedisConfig) -> redis::RedisResult<RedisConn> {
     let client = redis::Client::open(config.redis_url.as_str())?;
     let manager_config = ConnectionManagerConfig::new()
@@ -81,7 +229,10 @@ pub fn connect(config: &RedisConfig) -> redis::RedisResult<RedisConn> {
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, manager_config)
+    Ok(RedisConn {
+        inner: ConnectionManager::new_lazy_with_config(client, manager_config)?,
+        metrics: None,
+    })
 }
 
 /// A readiness check: `PING` answered.
@@ -110,6 +261,13 @@ mod tests {
         let err = RedisConfig::from_source(&source).expect_err("not redis");
         assert!(matches!(&err, ConfigError::Invalid { var, .. } if var == "REDIS_URL"));
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn operations_are_a_closed_set() {
+        assert_eq!(operation(&redis::cmd("HMGET")), "hmget");
+        assert_eq!(operation(redis::cmd("evalsha").arg("x")), "evalsha");
+        assert_eq!(operation(&redis::cmd("DEBUG")), "other");
     }
 
     #[test]

@@ -192,8 +192,10 @@ pub struct Foundation {
     pub nats: async_nats::Client,
     /// JetStream context on it.
     pub jetstream: async_nats::jetstream::Context,
-    /// Redis connection.
+    /// Redis connection (timed).
     pub redis: crate::redis::RedisConn,
+    /// Redis latency metrics, for more connections of the same service.
+    pub redis_metrics: crate::redis::RedisMetrics,
     /// Registry to add the service's metrics to before serving it.
     pub registry: prometheus_client::registry::Registry,
     /// Readiness checks; add the service's own with `with_check`.
@@ -213,7 +215,11 @@ impl Foundation {
 
         let nats = crate::nats::connect(service, &config.nats).await?;
         let jetstream = crate::nats::jetstream(nats.clone(), &config.nats);
-        let redis = crate::redis::connect(&config.redis).context("REDIS_URL")?;
+        let mut registry = sidechain_telemetry::metrics::new_registry();
+        let redis_metrics = crate::redis::RedisMetrics::register(&mut registry);
+        let redis = crate::redis::connect(&config.redis)
+            .context("REDIS_URL")?
+            .with_metrics(redis_metrics.clone());
         let stream_ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readiness = sidechain_telemetry::admin::Readiness::new(shutdown.clone())
             .with_check("nats", crate::nats::readiness_check(nats.clone()))
@@ -235,7 +241,8 @@ impl Foundation {
             nats,
             jetstream,
             redis,
-            registry: sidechain_telemetry::metrics::new_registry(),
+            redis_metrics,
+            registry,
             readiness,
             stream_ready,
         })

@@ -7,16 +7,19 @@
 //! - [`ServiceBinary`] runs a service's own binary as a child process (SIGTERM, stdout).
 //! - [`GorseDouble`] is the **Gorse test double**: Gorse's REST endpoints with its status codes
 //!   and bodies, recording what it received, able to fail, slow down, go away and come back.
+//! - [`OtlpReceiver`] receives OTLP/gRPC spans in-process, so tests can follow a trace.
 //! - The processes die with their handle (`Drop`).
 
 mod binary;
 mod gorse_double;
 pub mod lifecycle;
+mod otlp;
 mod process;
 mod servers;
 
 pub use binary::ServiceBinary;
 pub use gorse_double::{GorseDouble, GorseRecord, ReceivedRequest};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::free_port;
 pub use servers::{NatsServer, RedisServer};
 

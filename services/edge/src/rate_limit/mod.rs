@@ -67,6 +67,12 @@ impl Quota {
         if period < Duration::from_millis(1) {
             return Err(format!("'{text}' has a period shorter than 1ms"));
         }
+        // The Redis bucket keeps time in microseconds.
+        if period / count < Duration::from_micros(1) {
+            return Err(format!(
+                "'{text}' allows more than one request per microsecond"
+            ));
+        }
         Ok(Self { count, period })
     }
 
@@ -289,7 +295,9 @@ impl RateLimiter {
         })
     }
 
-    fn check_local(&self, class: Class, subject: &str) -> Decision {
+    /// Decides with this instance's in-process bucket only — what every check does while Redis
+    /// is unreachable (exposed for benchmarks and tests).
+    pub fn check_local(&self, class: Class, subject: &str) -> Decision {
         let quota = self.inner.quotas.quota(class);
         let buckets = self
             .inner
@@ -390,7 +398,7 @@ mod tests {
             Quota::parse("20").map(|q| q.period),
             Ok(Duration::from_secs(60))
         );
-        for bad in ["", "0/1m", "ten/1m", "10/soon", "10/0s"] {
+        for bad in ["", "0/1m", "ten/1m", "10/soon", "10/0s", "1000000000/1m"] {
             assert!(Quota::parse(bad).is_err(), "{bad}");
         }
     }
