@@ -29,5 +29,10 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     shellcheck scripts/*.sh .ci/run
 
-# What CI runs: lint, then the tests.
-ci: lint test
+# Validate the deployment files (compose, Prometheus rules, dashboards, Kubernetes) with the
+# real tools, installing them on first use.
+validate-deploy:
+    scripts/validate-deploy.sh
+
+# What CI runs: lint, deployment checks, then the tests.
+ci: lint validate-deploy test

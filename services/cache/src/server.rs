@@ -145,7 +145,7 @@ async fn serve_subject(
             let started = Instant::now();
             let span = tracing::info_span!(
                 "cache serve",
-                otel.name = %format!("{} process", message.subject),
+                otel.name = %format!("process {}", message.subject),
                 otel.kind = "server",
                 messaging.system = "nats",
                 messaging.operation.type = "process",

@@ -129,6 +129,7 @@ impl EventPublisher {
         let kind = event.kind.as_str();
         let span = tracing::info_span!(
             "events publish",
+            otel.name = %format!("publish {}", event.subject()),
             otel.kind = "producer",
             messaging.system = "nats",
             messaging.operation.type = "publish",

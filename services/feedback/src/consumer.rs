@@ -108,6 +108,7 @@ impl Pipeline {
         }
         let span = tracing::info_span!(
             "feedback receive",
+            otel.name = %format!("receive {}", message.subject),
             otel.kind = "consumer",
             messaging.system = "nats",
             messaging.operation.type = "receive",
@@ -172,6 +173,7 @@ impl Pipeline {
         }
         let span = tracing::info_span!(
             "feedback batch",
+            otel.name = "process feedback batch",
             otel.kind = "consumer",
             messaging.system = "nats",
             messaging.operation.type = "process",

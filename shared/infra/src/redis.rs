@@ -14,6 +14,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use serde::Deserialize;
 use sidechain_config::{ConfigError, Source};
+use tracing::Instrument as _;
 
 /// A cloneable Redis connection shared by all tasks (commands are pipelined on one socket),
 /// timing every command in `sidechain_redis_command_duration_seconds` once given metrics.
@@ -51,12 +52,17 @@ impl RedisConn {
 
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let result = self.inner.req_packed_command(cmd).await;
-            self.record(operation(cmd), started, result.is_ok());
-            result
-        })
+        let operation = operation(cmd);
+        let span = client_span(operation);
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = self.inner.req_packed_command(cmd).await;
+                self.record(operation, started, result.is_ok());
+                result
+            }
+            .instrument(span),
+        )
     }
 
     fn req_packed_commands<'a>(
@@ -65,15 +71,18 @@ impl ConnectionLike for RedisConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let result = self
-                .inner
-                .req_packed_commands(pipeline, offset, count)
-                .await;
-            self.record("pipeline", started, result.is_ok());
-            result
-        })
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = self
+                    .inner
+                    .req_packed_commands(pipeline, offset, count)
+                    .await;
+                self.record("pipeline", started, result.is_ok());
+                result
+            }
+            .instrument(client_span("pipeline")),
+        )
     }
 
     fn get_db(&self) -> i64 {
@@ -108,6 +117,18 @@ impl RedisMetrics {
         );
         Self { durations }
     }
+}
+
+/// A client span per command, named after the operation (OpenTelemetry database
+/// conventions); it joins the trace of the request or message being handled.
+fn client_span(operation: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "redis",
+        otel.name = operation,
+        otel.kind = "client",
+        db.system.name = "redis",
+        db.operation.name = operation,
+    )
 }
 
 /// The command name as a label from a closed set (unknown commands are `other`).

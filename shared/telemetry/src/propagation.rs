@@ -21,6 +21,12 @@ pub fn continue_trace(span: &tracing::Span, parent: opentelemetry::Context) {
     }
 }
 
+/// Renames a span that has already started (e.g. to `GET /api/v1/feed/timeline` once the
+/// route is known); recording `otel.name` only works before the span starts.
+pub fn rename(span: &tracing::Span, name: String) {
+    span.context().span().update_name(name);
+}
+
 /// The trace id of a span, if tracing is installed.
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
     let context = span.context();

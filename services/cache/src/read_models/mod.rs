@@ -351,6 +351,7 @@ impl Applier {
 fn trace_applied(event: &DecodedEvent, message: &Message) {
     let span = tracing::info_span!(
         "cache apply event",
+        otel.name = %format!("process {}", message.subject),
         otel.kind = "consumer",
         messaging.system = "nats",
         messaging.operation.type = "process",

@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -51,6 +52,12 @@ struct RouteLabels {
     route: String,
 }
 
+/// Exemplar of a latency observation: the trace it belongs to (OpenMetrics output only).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TraceExemplar {
+    trace_id: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     method: String,
@@ -62,7 +69,7 @@ struct StatusLabels {
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {
     requests: Family<StatusLabels, Counter>,
-    duration: Family<RouteLabels, Histogram>,
+    duration: Family<RouteLabels, HistogramWithExemplars<TraceExemplar>>,
     request_size: Family<RouteLabels, Histogram>,
     response_size: Family<RouteLabels, Histogram>,
     in_flight: Gauge,
@@ -74,7 +81,7 @@ impl HttpMetrics {
         let metrics = Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(|| {
-                Histogram::new(sidechain_telemetry::metrics::latency_buckets())
+                HistogramWithExemplars::new(sidechain_telemetry::metrics::latency_buckets())
             }),
             request_size: Family::new_with_constructor(|| {
                 Histogram::new(sidechain_telemetry::metrics::size_buckets())
@@ -185,7 +192,7 @@ pub async fn observe(
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     span.record("http.route", route.as_str());
-    span.record("otel.name", format!("{method} {route}"));
+    sidechain_telemetry::propagation::rename(&span, format!("{method} {route}"));
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
@@ -203,11 +210,12 @@ pub async fn observe(
             status: status.as_u16(),
         })
         .inc();
-    observe
-        .metrics
-        .duration
-        .get_or_create(&labels)
-        .observe(elapsed.as_secs_f64());
+    observe.metrics.duration.get_or_create(&labels).observe(
+        elapsed.as_secs_f64(),
+        sidechain_telemetry::propagation::trace_id(&span)
+            .map(|trace_id| TraceExemplar { trace_id }),
+        None,
+    );
     if let Some(bytes) = request_bytes {
         observe
             .metrics
