@@ -46,7 +46,12 @@ pub struct CacheConfig {
     /// `CACHE_MEMORY_ENTRIES`: in-process entries per cache (pages, posts, counts, follow sets).
     #[serde(default = "default_memory_entries")]
     pub cache_memory_entries: u64,
-    /// `SESSION_CACHE_TTL`: `jwt_cache:*` entries live this long (at most the token's life).
+    /// `CACHE_PAGES`: cache feed pages (default); `false` builds every page on every request
+    /// (to measure what the cache saves, or to rule it out when debugging).
+    #[serde(default = "enabled")]
+    pub cache_pages: bool,
+    /// `SESSION_CACHE_TTL`: `jwt_cache:*` entries live this long (at most the token's life);
+    /// `0` disables the session cache.
     #[serde(default = "five_minutes", with = "sidechain_config::duration")]
     pub session_cache_ttl: Duration,
     /// `CACHE_MAX_CONCURRENT_REQUESTS`: requests served at once; more wait.
@@ -81,6 +86,9 @@ pub struct ModelConfig {
     pub apply_batch: usize,
 }
 
+fn enabled() -> bool {
+    true
+}
 fn thirty_seconds() -> Duration {
     Duration::from_secs(30)
 }
@@ -126,7 +134,6 @@ impl Config {
             ("CACHE_TTL_USER", cache.cache_ttl_user),
             ("CACHE_TTL_TRENDING", cache.cache_ttl_trending),
             ("CACHE_MEMORY_MAX_TTL", cache.cache_memory_max_ttl),
-            ("SESSION_CACHE_TTL", cache.session_cache_ttl),
         ] {
             if ttl < Duration::from_millis(100) {
                 return Err(ConfigError::invalid(var, "must be at least 100ms"));

@@ -73,6 +73,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         redis.clone(),
         entries,
         config.cache.cache_memory_max_ttl,
+        config.cache.cache_pages,
         metrics.clone(),
     );
     let gorse_status = GorseStatusView::default();

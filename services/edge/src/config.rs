@@ -67,6 +67,9 @@ pub struct RateLimits {
     pub auth: Quota,
     /// `RATE_LIMIT_UPLOAD` (20/1m): post creation.
     pub upload: Quota,
+    /// `RATE_LIMIT_BACKEND` (`redis`): `redis` (shared, in-process fallback), `local`
+    /// (in-process only) or `off`.
+    pub backend: crate::rate_limit::Backend,
 }
 
 impl RateLimits {
@@ -97,6 +100,8 @@ struct Raw {
     rate_limit_auth: String,
     #[serde(default = "upload_quota")]
     rate_limit_upload: String,
+    #[serde(default = "default_backend")]
+    rate_limit_backend: String,
     #[serde(default)]
     trusted_proxies: String,
     #[serde(default = "default_max_body")]
@@ -130,6 +135,9 @@ fn auth_quota() -> String {
 }
 fn upload_quota() -> String {
     "20/1m".to_owned()
+}
+fn default_backend() -> String {
+    "redis".to_owned()
 }
 fn default_max_body() -> usize {
     64 * 1024
@@ -185,6 +193,8 @@ impl EdgeConfig {
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_AUTH", e))?,
             upload: Quota::parse(&raw.rate_limit_upload)
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_UPLOAD", e))?,
+            backend: crate::rate_limit::Backend::parse(&raw.rate_limit_backend)
+                .map_err(|e| ConfigError::invalid("RATE_LIMIT_BACKEND", e))?,
         };
         let trusted_proxies = raw
             .trusted_proxies
@@ -266,6 +276,7 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/8, not-an-ip"),
             ("SESSION_CACHE_TTL", "1h"),
             ("CACHE_REQUEST_TIMEOUT", "soon"),
+            ("RATE_LIMIT_BACKEND", "memcached"),
         ] {
             let source = Source::default()
                 .with("JWT_SECRET", SECRET)

@@ -76,6 +76,8 @@ struct Control {
 struct Shared {
     record: Mutex<GorseRecord>,
     control: Mutex<Control>,
+    /// Where accepted writes are appended (the standalone double survives SIGKILL with it).
+    journal: Option<std::path::PathBuf>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,11 +106,28 @@ impl GorseDouble {
     }
 
     async fn start_inner(api_key: Option<String>) -> Self {
-        let shared = Arc::new(Shared::default());
-        lock(&shared.control).api_key = api_key;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the Gorse double");
+        Self::serve_on(listener, api_key, None).await
+    }
+
+    /// Serves on `listener`. With a `journal`, every accepted write is appended to it and the
+    /// writes already there are replayed first, so a double killed and started again with the
+    /// same journal has the same state (the standalone `sidechain-gorse-double`).
+    pub async fn serve_on(
+        listener: tokio::net::TcpListener,
+        api_key: Option<String>,
+        journal: Option<std::path::PathBuf>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            journal: journal.clone(),
+            ..Shared::default()
+        });
+        if let Some(path) = &journal {
+            replay(&shared, path).await;
+        }
+        lock(&shared.control).api_key = api_key;
         let addr = listener.local_addr().expect("addr");
         let double = Self {
             addr,
@@ -191,7 +210,134 @@ impl Drop for GorseDouble {
     }
 }
 
+/// A write as journaled: enough to send it through the router again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct JournalEntry {
+    method: String,
+    path: String,
+    body: String,
+}
+
+async fn replay(shared: &Arc<Shared>, path: &std::path::Path) {
+    use tower::ServiceExt as _;
+    let Ok(text) = tokio::fs::read_to_string(path).await else {
+        return;
+    };
+    // Replay through the API routes without journaling again or applying failures.
+    let app = api_routes().with_state(shared.clone());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(entry) = serde_json::from_str::<JournalEntry>(line) else {
+            continue;
+        };
+        let request = axum::http::Request::builder()
+            .method(entry.method.as_str())
+            .uri(entry.path.as_str())
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(entry.body));
+        if let Ok(request) = request {
+            let _ = app.clone().oneshot(request).await;
+        }
+    }
+}
+
+/// Appends accepted writes to the journal.
+async fn journal(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let Some(path) = shared.journal.clone() else {
+        return next.run(request).await;
+    };
+    if request.method() == axum::http::Method::GET {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return text(StatusCode::BAD_REQUEST, "unreadable body");
+    };
+    let entry = JournalEntry {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    let response = next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await;
+    if response.status().is_success()
+        && let Ok(line) = serde_json::to_string(&entry)
+    {
+        use tokio::io::AsyncWriteExt as _;
+        if let Ok(mut file) = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+        {
+            let _ = file.write_all(format!("{line}\n").as_bytes()).await;
+        }
+    }
+    response
+}
+
+/// What the standalone double reports on `GET /__double/record`.
+async fn record_summary(State(shared): State<Arc<Shared>>) -> Response {
+    let record = lock(&shared.record);
+    let feedback: Vec<Value> = record
+        .feedback
+        .iter()
+        .map(|((kind, user, item), row)| json!({"type": kind, "user": user, "item": item, "value": row.get("Value")}))
+        .collect();
+    axum::Json(json!({
+        "feedback": feedback,
+        "feedback_received": record.feedback_received.len(),
+        "feedback_batches": record.feedback_batches(),
+        "items": record.items.len(),
+        "users": record.users.len(),
+        "requests": record.requests.len(),
+    }))
+    .into_response()
+}
+
+/// `POST /__double/control?latency_ms=&fail=&status=&ready=`: change behaviour at run time.
+async fn control(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let mut control = lock(&shared.control);
+    if let Some(ms) = query.get("latency_ms").and_then(|v| v.parse().ok()) {
+        control.latency = Duration::from_millis(ms);
+    }
+    if let Some(n) = query.get("fail").and_then(|v| v.parse::<usize>().ok()) {
+        let status = query
+            .get("status")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(503);
+        control.failures.extend(std::iter::repeat_n(status, n));
+    }
+    if let Some(ready) = query.get("ready").and_then(|v| v.parse::<bool>().ok()) {
+        control.not_ready = !ready;
+    }
+    axum::Json(json!({"latency_ms": control.latency.as_millis() as u64, "pending_failures": control.failures.len(), "ready": !control.not_ready}))
+        .into_response()
+}
+
 fn router(shared: Arc<Shared>) -> Router {
+    let double_control = Router::new()
+        .route("/__double/record", get(record_summary))
+        .route("/__double/control", post(control))
+        .with_state(shared.clone());
+    api_routes()
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            gatekeeper,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            journal,
+        ))
+        .with_state(shared)
+        .merge(double_control)
+}
+
+/// Gorse's endpoints.
+fn api_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/feedback", post(insert_feedback).put(put_feedback))
         .route(
@@ -206,11 +352,6 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/non-personalized/{name}", get(latest))
         .route("/api/health/live", get(health))
         .route("/api/health/ready", get(health))
-        .layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            gatekeeper,
-        ))
-        .with_state(shared)
 }
 
 fn text(status: StatusCode, body: &str) -> Response {

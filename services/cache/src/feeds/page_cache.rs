@@ -66,6 +66,7 @@ pub struct PageCache {
     next_generation: Arc<AtomicU64>,
     redis: RedisConn,
     memory_max_ttl: Duration,
+    enabled: bool,
     metrics: CacheMetrics,
 }
 
@@ -78,11 +79,13 @@ impl std::fmt::Debug for PageCache {
 }
 
 impl PageCache {
-    /// A cache holding up to `entries` pages in memory, each at most `memory_max_ttl`.
+    /// A cache holding up to `entries` pages in memory, each at most `memory_max_ttl`; when not
+    /// `enabled`, every request builds its page.
     pub fn new(
         redis: RedisConn,
         entries: u64,
         memory_max_ttl: Duration,
+        enabled: bool,
         metrics: CacheMetrics,
     ) -> Self {
         Self {
@@ -98,6 +101,7 @@ impl PageCache {
             next_generation: Arc::new(AtomicU64::new(1)),
             redis,
             memory_max_ttl,
+            enabled,
             metrics,
         }
     }
@@ -116,6 +120,13 @@ impl PageCache {
         Fut: Future<Output = Result<PageSkeleton, PageError>>,
     {
         let feed = scope.feed();
+        if !self.enabled {
+            self.metrics.page(feed, PageResult::Miss);
+            let started = Instant::now();
+            let skeleton = build().await?;
+            self.metrics.rebuilt(feed, started.elapsed().as_secs_f64());
+            return Ok(Arc::new(skeleton));
+        }
         let name: Arc<str> = scope.to_string().into();
         let key = PageKey {
             generation: self.generations.get(&name).unwrap_or(0),

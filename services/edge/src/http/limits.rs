@@ -59,7 +59,9 @@ pub async fn limit(
         }
         .into_response()
     };
-    set_headers(response.headers_mut(), &decision);
+    if decision.backend != crate::rate_limit::Backend::Off {
+        set_headers(response.headers_mut(), &decision);
+    }
     response
 }
 

@@ -82,20 +82,34 @@ impl Quota {
     }
 }
 
-/// Which store decided.
+/// Which store decides (`RATE_LIMIT_BACKEND`), and which one did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// The shared Redis bucket.
+    /// The shared Redis bucket (falls back to `Local` while Redis is unreachable). Default.
     Redis,
-    /// This instance's in-process bucket (Redis unreachable).
+    /// This instance's in-process bucket only.
     Local,
+    /// No limits (behind a gateway that limits already, or to measure the limiter's cost).
+    Off,
 }
 
 impl Backend {
-    const fn as_str(self) -> &'static str {
+    /// Name in configuration and metric labels.
+    pub const fn as_str(self) -> &'static str {
         match self {
             Backend::Redis => "redis",
             Backend::Local => "local",
+            Backend::Off => "off",
+        }
+    }
+
+    /// Parses `redis`, `local` or `off`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "redis" => Ok(Backend::Redis),
+            "local" => Ok(Backend::Local),
+            "off" => Ok(Backend::Off),
+            other => Err(format!("'{other}' is not one of redis, local, off")),
         }
     }
 }
@@ -225,24 +239,20 @@ impl RateLimiter {
     /// Takes one request from `subject`'s bucket in `class` (`subject` is `user:<id>` or `ip:<addr>`).
     pub async fn check(&self, class: Class, subject: &str) -> Decision {
         let started = Instant::now();
-        let decision = match self.redis_usable() {
-            true => {
-                match tokio::time::timeout(REDIS_BUDGET, self.check_redis(class, subject)).await {
-                    Ok(Ok(decision)) => {
-                        self.redis_recovered();
-                        decision
-                    }
-                    Ok(Err(err)) => {
-                        self.redis_failed(&err.to_string());
-                        self.check_local(class, subject)
-                    }
-                    Err(_) => {
-                        self.redis_failed("timed out");
-                        self.check_local(class, subject)
-                    }
+        let decision = match self.inner.quotas.backend {
+            Backend::Off => {
+                let quota = self.inner.quotas.quota(class);
+                Decision {
+                    allowed: true,
+                    limit: quota.count,
+                    remaining: quota.count,
+                    reset_after: Duration::ZERO,
+                    retry_after: Duration::ZERO,
+                    backend: Backend::Off,
                 }
             }
-            false => self.check_local(class, subject),
+            Backend::Local => self.check_local(class, subject),
+            Backend::Redis => self.check_shared(class, subject).await,
         };
         let metrics = &self.inner.metrics;
         metrics
@@ -264,6 +274,27 @@ impl RateLimiter {
             })
             .inc();
         decision
+    }
+
+    /// The shared Redis bucket, or this instance's while Redis is unreachable or slow.
+    async fn check_shared(&self, class: Class, subject: &str) -> Decision {
+        if !self.redis_usable() {
+            return self.check_local(class, subject);
+        }
+        match tokio::time::timeout(REDIS_BUDGET, self.check_redis(class, subject)).await {
+            Ok(Ok(decision)) => {
+                self.redis_recovered();
+                decision
+            }
+            Ok(Err(err)) => {
+                self.redis_failed(&err.to_string());
+                self.check_local(class, subject)
+            }
+            Err(_) => {
+                self.redis_failed("timed out");
+                self.check_local(class, subject)
+            }
+        }
     }
 
     /// Drops idle local buckets; call periodically (the map grows with distinct clients).
