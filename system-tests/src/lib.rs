@@ -2,6 +2,8 @@
 //! test, and the edge, cache and feedback services started with `start` on free ports, as
 //! `just up` would run them (with short batch timeouts so tests are quick).
 
+pub mod chaos;
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};

@@ -69,16 +69,28 @@ impl NatsServer {
     }
 }
 
-/// A `redis-server` process that keeps nothing on disk.
+/// A `redis-server` process: by default keeping nothing on disk; [`RedisServer::start_durable`]
+/// keeps an append-only file, as production Redis does for the dead-letter list.
 #[derive(Debug)]
 pub struct RedisServer {
     process: ServerProcess,
     dir: TempDir,
+    durable: bool,
 }
 
 impl RedisServer {
     /// Starts a server on a free port. Panics with install advice if `redis-server` is missing.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that writes every command to an append-only file before answering, so a
+    /// SIGKILL loses nothing and [`Self::restart`] comes back with the data.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sidechain-redis-")
             .tempdir()
@@ -86,15 +98,21 @@ impl RedisServer {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match Self::spawn(&dir, port) {
-                Ok(process) => return Self { process, dir },
+            match Self::spawn(&dir, port, durable) {
+                Ok(process) => {
+                    return Self {
+                        process,
+                        dir,
+                        durable,
+                    };
+                }
                 Err(err) => last_error = Some(err),
             }
         }
         panic!("redis-server would not start: {last_error:?}");
     }
 
-    fn spawn(dir: &TempDir, port: u16) -> std::io::Result<ServerProcess> {
+    fn spawn(dir: &TempDir, port: u16, durable: bool) -> std::io::Result<ServerProcess> {
         let binary = find_binary(
             "redis-server",
             "REDIS_SERVER_BIN",
@@ -105,7 +123,8 @@ impl RedisServer {
             .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
+            .args(["--appendonly", if durable { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
             .arg("--dir")
             .arg(dir.path());
         ServerProcess::spawn(command, port, &dir.path().join("redis.log"))
@@ -116,17 +135,18 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.process.port)
     }
 
-    /// Kills the server with SIGKILL. Its data is gone (it keeps nothing on disk).
+    /// Kills the server with SIGKILL. Unless durable, its data is gone.
     pub fn kill(&mut self) {
         self.process.kill();
     }
 
-    /// Starts an empty server again on the same port, after [`Self::kill`].
+    /// Starts the server again on the same port (empty unless durable), after [`Self::kill`].
     pub fn restart(&mut self) {
         assert!(
             !self.process.is_running(),
             "kill the server before restarting it"
         );
-        self.process = Self::spawn(&self.dir, self.process.port).expect("restart redis-server");
+        self.process =
+            Self::spawn(&self.dir, self.process.port, self.durable).expect("restart redis-server");
     }
 }
