@@ -60,7 +60,8 @@ if [ -z "${JWT_SECRET:-}" ]; then
 fi
 
 echo "building the services ($PROFILE)"
-if [ "$PROFILE" = release ]; then cargo build --release --workspace --bins; else cargo build --workspace --bins; fi
+services=(-p sidechain-edge -p sidechain-feedback -p sidechain-cache)
+if [ "$PROFILE" = release ]; then cargo build --release --bins "${services[@]}"; else cargo build --bins "${services[@]}"; fi
 BIN="target/$PROFILE"
 
 start_service() { # name metrics_port

@@ -26,12 +26,16 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// Unique, case-insensitive.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Unique, case-insensitive; 3–30 letters, digits, `_`, `-`.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{3,30}$")]
     pub username: String,
     /// 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// Shown in the UI; defaults to the username. At most 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
 }
 
@@ -55,6 +59,7 @@ pub struct LoginRequest {
     /// …or by username.
     pub username: Option<String>,
     /// The password.
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 

@@ -24,20 +24,28 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
     /// At most 200 characters.
+    #[schema(max_length = 200)]
     pub title: Option<String>,
     /// http(s) URL of the audio.
+    #[schema(max_length = 2048, pattern = r"^https?://")]
     pub audio_url: String,
     /// http(s) URL of the waveform image.
+    #[schema(max_length = 2048, pattern = r"^https?://")]
     pub waveform_url: Option<String>,
     /// Tempo, greater than 0 and at most 400.
+    #[schema(exclusive_minimum = 0.0, maximum = 400.0)]
     pub bpm: f64,
     /// Musical key, e.g. `C minor` (1–32 characters).
+    #[schema(min_length = 1, max_length = 32)]
     pub key: String,
-    /// 1–5 genres of at most 32 characters; stored lower-case.
+    /// 1–5 genres of 1–32 characters; stored lower-case.
+    #[schema(min_items = 1, max_items = 5)]
     pub genres: Vec<String>,
     /// Length in seconds, greater than 0 and at most 3600.
+    #[schema(exclusive_minimum = 0.0, maximum = 3600.0)]
     pub duration_seconds: f64,
     /// The DAW it came from (at most 64 characters).
+    #[schema(max_length = 64)]
     pub daw: Option<String>,
 }
 
@@ -179,6 +187,7 @@ pub async fn delete(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PlayRequest {
     /// Seconds listened, 0–86400.
+    #[schema(minimum = 0.0, maximum = 86400.0)]
     pub duration: f64,
     /// Whether the loop was played to the end.
     #[serde(default)]
@@ -326,7 +335,8 @@ pub async fn unrepost(
 /// `POST /api/v1/posts/{id}/comments`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CommentRequest {
-    /// 1–2000 characters.
+    /// 1–2000 characters (not only spaces).
+    #[schema(min_length = 1, max_length = 2000)]
     pub content: String,
     /// The comment this answers (must be on the same post).
     #[schema(value_type = Option<String>, format = Uuid)]

@@ -24,6 +24,7 @@ pub struct LikeRequest {
     #[schema(value_type = String, format = Uuid)]
     pub activity_id: PostId,
     /// Optional reaction, at most 16 characters.
+    #[schema(max_length = 16)]
     pub emoji: Option<String>,
 }
 
