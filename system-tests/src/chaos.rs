@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
-use futures::StreamExt as _;
 use prost::Message as _;
 use serde::Deserialize;
 use sidechain_test_support::lifecycle::http_get;
@@ -346,36 +345,20 @@ async fn wait_drained(nats_url: &str, redis_url: &str, limit: Duration) -> bool 
     false
 }
 
-async fn stream_ids(
-    nats_url: &str,
-) -> anyhow::Result<(HashMap<String, usize>, HashMap<String, usize>)> {
-    let client = async_nats::connect(nats_url).await?;
-    let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream("EVENTS").await?;
-    let count = stream.info().await?.state.messages;
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-        .await?;
-    let mut messages = consumer.messages().await?;
+/// How many times each event id (`Nats-Msg-Id`) and each comment id is in the stream.
+async fn stream_ids(nats_url: &str) -> (HashMap<String, usize>, HashMap<String, usize>) {
     let (mut by_event, mut by_comment) = (HashMap::new(), HashMap::new());
-    let mut seen = 0u64;
-    while seen < count {
-        let Some(message) = tokio::time::timeout(Duration::from_secs(10), messages.next()).await?
-        else {
-            break;
-        };
-        let message = message?;
-        seen += 1;
-        if let Some(id) = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")) {
-            *by_event.entry(id.as_str().to_owned()).or_insert(0) += 1;
+    for (_, payload, id) in sidechain_test_support::stream_messages(nats_url).await {
+        if let Some(id) = id {
+            *by_event.entry(id).or_insert(0) += 1;
         }
-        if let Ok(event) = sidechain_events::events::Event::decode(message.payload.clone())
+        if let Ok(event) = sidechain_events::events::Event::decode(payload)
             && let Some(sidechain_events::events::event::Payload::Comment(comment)) = event.payload
         {
             *by_comment.entry(comment.comment_id).or_insert(0) += 1;
         }
     }
-    Ok((by_event, by_comment))
+    (by_event, by_comment)
 }
 
 async fn gorse_feedback(port: u16) -> anyhow::Result<BTreeSet<(String, String, String)>> {
@@ -411,7 +394,7 @@ async fn verify(
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let (by_event, by_comment) = stream_ids(nats_url).await?;
+    let (by_event, by_comment) = stream_ids(nats_url).await;
     let feedback = gorse_feedback(gorse_port).await?;
 
     let mut rows: BTreeMap<String, FaultRow> = BTreeMap::new();

@@ -35,17 +35,6 @@ pub struct System {
     http: reqwest::Client,
 }
 
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Reply {
-    /// Status.
-    pub status: StatusCode,
-    /// Headers.
-    pub headers: reqwest::header::HeaderMap,
-    /// JSON body (`Null` when empty).
-    pub body: Value,
-}
-
 /// A registered user.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -178,27 +167,7 @@ impl System {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.http.request(method, format!("{base}{path}"));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body {status}: {text}"))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        sidechain_test_support::call(&self.http, base, method, path, token, body).await
     }
 
     /// Registers `username` (password `correct horse battery`).
@@ -253,44 +222,18 @@ impl System {
 
     /// Every event in the stream as (subject, event), in order.
     pub async fn events(&self) -> Vec<(String, sidechain_events::events::Event)> {
-        use futures::StreamExt as _;
         use prost::Message as _;
-        let client = async_nats::connect(self.nats.url()).await.expect("connect");
-        let js = async_nats::jetstream::new(client);
-        let mut stream = js.get_stream("EVENTS").await.expect("stream");
-        let count = stream.info().await.expect("info").state.messages;
-        let consumer = stream
-            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        sidechain_test_support::stream_messages(&self.nats.url())
             .await
-            .expect("consumer");
-        let mut messages = consumer.messages().await.expect("messages");
-        let mut out = Vec::new();
-        while (out.len() as u64) < count {
-            let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
-                .await
-                .expect("in time")
-                .expect("open")
-                .expect("message");
-            let event =
-                sidechain_events::events::Event::decode(message.payload.clone()).expect("decodes");
-            out.push((message.subject.to_string(), event));
-        }
-        out
+            .into_iter()
+            .map(|(subject, payload, _)| {
+                (
+                    subject,
+                    sidechain_events::events::Event::decode(payload).expect("decodes"),
+                )
+            })
+            .collect()
     }
 }
 
-/// Waits until `condition` holds.
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+pub use sidechain_test_support::{Reply, eventually};

@@ -4,9 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{World, ids, metric};
+use common::{World, ids};
 use sidechain_events::UserId;
 use sidechain_events::rpc::{FeedKind, ItemSource};
+use sidechain_test_support::metric_sum as metric;
 
 #[tokio::test]
 async fn a_followers_timeline_shows_the_post_with_live_counts_until_unfollow() {

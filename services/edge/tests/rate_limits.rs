@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{Backends, Edge};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use sidechain_test_support::metric;
 
 async fn login(edge: &Edge) -> common::Reply {
     edge.call(
@@ -17,13 +18,6 @@ async fn login(edge: &Edge) -> common::Reply {
         Some(json!({"username": "nobody", "password": "wrong password"})),
     )
     .await
-}
-
-fn metric(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]

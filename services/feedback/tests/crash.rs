@@ -5,9 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{World, eventually};
+use common::World;
 use sidechain_events::PostId;
 use sidechain_test_support::ServiceBinary;
+use sidechain_test_support::eventually;
 
 fn spawn(world: &World) -> ServiceBinary {
     ServiceBinary::spawn(

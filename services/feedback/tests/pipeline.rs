@@ -5,8 +5,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{World, eventually, metric};
+use common::World;
 use sidechain_events::PostId;
+use sidechain_test_support::{eventually, metric};
 
 #[tokio::test]
 async fn two_hundred_fifty_events_go_in_three_requests_of_at_most_a_hundred() {

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sidechain_config::Source;
 use sidechain_edge::EdgeConfig;
 use sidechain_infra::service::Running;
+pub use sidechain_test_support::Reply;
 use sidechain_test_support::{NatsServer, RedisServer};
 use tokio_util::sync::CancellationToken;
 
@@ -50,12 +51,6 @@ pub struct Edge {
     pub shutdown: CancellationToken,
     pub running: Option<Running>,
     pub client: reqwest::Client,
-}
-
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
 }
 
 impl Edge {
@@ -110,27 +105,7 @@ impl Edge {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body {status}: {text}"))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        sidechain_test_support::call(&self.client, &self.base, method, path, token, body).await
     }
 
     pub async fn register(&self, username: &str) -> TestUser {
@@ -181,32 +156,17 @@ pub struct TestUser {
 
 /// Every event in the stream, as (subject, decoded event), in stream order.
 pub async fn stream_events(nats_url: &str) -> Vec<(String, sidechain_events::events::Event)> {
-    use futures::StreamExt as _;
     use prost::Message as _;
-    let client = async_nats::connect(nats_url).await.expect("connect");
-    let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream("EVENTS").await.expect("stream");
-    let count = stream.info().await.expect("info").state.messages;
-    let mut out = Vec::new();
-    if count == 0 {
-        return out;
-    }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+    sidechain_test_support::stream_messages(nats_url)
         .await
-        .expect("ordered consumer");
-    let mut messages = consumer.messages().await.expect("messages");
-    while (out.len() as u64) < count {
-        let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
-            .await
-            .expect("message in time")
-            .expect("stream open")
-            .expect("message");
-        let event =
-            sidechain_events::events::Event::decode(message.payload.clone()).expect("decodes");
-        out.push((message.subject.to_string(), event));
-    }
-    out
+        .into_iter()
+        .map(|(subject, payload, _)| {
+            (
+                subject,
+                sidechain_events::events::Event::decode(payload).expect("decodes"),
+            )
+        })
+        .collect()
 }
 
 pub fn subjects(events: &[(String, sidechain_events::events::Event)]) -> Vec<&str> {

@@ -2,8 +2,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::time::Duration;
-
 use redis::AsyncCommands as _;
 use sidechain_config::Source;
 use sidechain_events::events::{Like, event::Payload};
@@ -145,28 +143,4 @@ impl Service {
             .await
             .expect("text")
     }
-}
-
-/// Waits until `condition` holds, up to `limit`.
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The value of a metric line (first match of `prefix`).
-pub fn metric(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
