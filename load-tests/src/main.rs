@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
     // one the services use. Fails only if one is installed already, which is fine.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let outcome = match cli.command {
-        cli::Command::Run(args) => run::execute(args).await,
+        cli::Command::Run(args) => run::execute(*args).await,
         cli::Command::Report(args) => report::rerender(&args).map(|path| {
             println!("wrote {}", path.display());
         }),

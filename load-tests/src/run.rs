@@ -22,7 +22,7 @@ fn default_out_dir(scenario: Scenario, at: DateTime<Utc>) -> PathBuf {
 }
 
 /// Runs `args` end to end. Fails (non-zero exit) when the API cannot be reached during
-/// set-up or the results cannot be written.
+/// set-up, the results cannot be written, or the run saw more errors than `--max-errors`.
 pub(crate) async fn execute(args: RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.duration.is_zero(), "--duration must be longer than 0");
     let seed = args.seed.unwrap_or_else(rand::random);
@@ -94,6 +94,7 @@ async fn run_into(args: RunArgs, seed: u64, out_dir: &Path) -> anyhow::Result<()
         None => None,
     };
 
+    let max_errors = args.max_errors;
     let summary = measurement.summary;
     let result = RunResult {
         tool: concat!("sidechain-load ", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -132,6 +133,14 @@ async fn run_into(args: RunArgs, seed: u64, out_dir: &Path) -> anyhow::Result<()
     println!("\nresult: {}\nreport: {}", json.display(), html.display());
     if let (Some(count), Some(path)) = (writes_recorded, &args.record_writes) {
         println!("writes: {count} lines appended to {}", path.display());
+    }
+    if let Some(limit) = max_errors {
+        anyhow::ensure!(
+            result.total.errors <= limit,
+            "{} errors in the measurement ({:?}), more than --max-errors {limit}",
+            result.total.errors,
+            result.errors_by_status
+        );
     }
     Ok(())
 }
