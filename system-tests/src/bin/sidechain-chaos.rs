@@ -12,61 +12,60 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
+use sidechain_config::duration;
 use sidechain_system_tests::chaos::{self, ChaosConfig};
 
-fn seconds(text: &str) -> Option<Duration> {
-    text.trim_end_matches('s')
-        .parse::<f64>()
-        .ok()
-        .map(Duration::from_secs_f64)
+/// Kill -9 and restart NATS, Redis, the Gorse double and each service in turn under a steady
+/// write load, then prove that no accepted write was lost.
+#[derive(Debug, Parser)]
+#[command(name = "sidechain-chaos", version, about)]
+struct Cli {
+    /// The short form CI runs: 4 s of steady load before each fault, 3 s down.
+    #[arg(long)]
+    quick: bool,
+
+    /// Writes per second offered by the load generator.
+    #[arg(long, default_value_t = 40.0)]
+    rate: f64,
+
+    /// Steady running before each fault (default 10s; 4s with --quick).
+    #[arg(long, value_parser = duration::parse)]
+    steady: Option<Duration>,
+
+    /// How long each component stays dead (default 5s; 3s with --quick).
+    #[arg(long, value_parser = duration::parse)]
+    down: Option<Duration>,
+
+    /// Where the write log and the load reports go.
+    #[arg(long, default_value = "load-tests/results/chaos")]
+    out: PathBuf,
+
+    /// Where the release or debug binaries are (default: this executable's directory).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let bin_dir = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(PathBuf::from))
+    let bin_dir = cli
+        .bin_dir
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(PathBuf::from))
+        })
         .unwrap_or_else(|| PathBuf::from("target/release"));
-    let mut config = ChaosConfig {
+    let (steady, down) = if cli.quick { (4, 3) } else { (10, 5) };
+    let config = ChaosConfig {
         bin_dir,
-        steady: Duration::from_secs(10),
-        down: Duration::from_secs(5),
-        rate: 40.0,
-        out: PathBuf::from("load-tests/results/chaos"),
+        steady: cli.steady.unwrap_or(Duration::from_secs(steady)),
+        down: cli.down.unwrap_or(Duration::from_secs(down)),
+        rate: cli.rate,
+        out: cli.out,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let parsed = match flag.as_str() {
-            "--quick" => {
-                config.steady = Duration::from_secs(4);
-                config.down = Duration::from_secs(3);
-                Some(())
-            }
-            "--rate" => args
-                .next()
-                .and_then(|v| v.parse().ok())
-                .map(|r| config.rate = r),
-            "--steady" => args
-                .next()
-                .as_deref()
-                .and_then(seconds)
-                .map(|d| config.steady = d),
-            "--down" => args
-                .next()
-                .as_deref()
-                .and_then(seconds)
-                .map(|d| config.down = d),
-            "--out" => args.next().map(|d| config.out = PathBuf::from(d)),
-            _ => None,
-        };
-        if parsed.is_none() {
-            eprintln!(
-                "usage: sidechain-chaos [--quick] [--rate 40] [--steady 10s] [--down 5s] [--out DIR]"
-            );
-            return ExitCode::from(2);
-        }
-    }
     match chaos::run(&config).await {
         Ok(report) => {
             println!("{}", report.table());

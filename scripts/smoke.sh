@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `just smoke`: the short CI form of the load and fault-injection suites, on debug builds.
+#
+# 1. The README quick start under load: `just up` (scripts/up.sh, which waits until every
+#    service is ready), drive the mixed scenario of sidechain-load at 20 concurrent users for 15 s and fail
+#    on any error, then `just down`.
+# 2. `sidechain-chaos --quick`: kill -9 and restart NATS, Redis, the Gorse double and each
+#    service under steady writes; fail on any lost write, any 500 or a service that does not
+#    recover.
+#
+# Results go to load-tests/results/smoke-* (git-ignored). About three minutes after the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN="${CARGO_TARGET_DIR:-target}/debug"
+PORT="${PORT:-8787}"
+RESULTS=load-tests/results
+
+cargo build --bins -p sidechain-edge -p sidechain-feedback -p sidechain-cache \
+  -p sidechain-load -p sidechain-system-tests -p sidechain-test-support
+
+echo "== smoke: quick start under load"
+trap 'scripts/down.sh' EXIT
+# The set-up registers users and posts quickly; the default per-IP limits would throttle it.
+RATE_LIMIT_DEFAULT=1000000/1m RATE_LIMIT_AUTH=1000000/1m RATE_LIMIT_UPLOAD=1000000/1m \
+  LOG_LEVEL=warn PORT="$PORT" scripts/up.sh >/dev/null
+"$BIN/sidechain-load" run --base-url "http://127.0.0.1:$PORT" --scenario mixed \
+  --concurrency 20 --duration 15s --warmup 2s --users 30 --seed 7 --quiet \
+  --max-errors 0 --out "$RESULTS/smoke-load"
+scripts/down.sh
+trap - EXIT
+
+echo "== smoke: fault injection (short form)"
+"$BIN/sidechain-chaos" --quick --bin-dir "$BIN" --out "$RESULTS/smoke-chaos"
