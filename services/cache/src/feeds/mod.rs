@@ -432,24 +432,23 @@ impl Feeds {
         viewer: UserId,
         need: usize,
     ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
-        let following: Vec<PostId> = self
-            .timeline(viewer, need)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        let trending = self.trending(need).await?;
-        let recent = self.newest(keys::RECENT, need).await?;
+        // The five sources are independent: ask them at once, so a rebuild costs the slowest
+        // of them (usually the Gorse call) rather than their sum.
+        let own_posts = keys::user_posts(viewer);
+        let (following, trending, recent, recommended, own) = tokio::try_join!(
+            self.timeline(viewer, need),
+            self.trending(need),
+            self.newest(keys::RECENT, need),
+            async { Ok(self.recommendations(viewer, need, "unified").await) },
+            self.newest(&own_posts, 1_000),
+        )?;
+        let following: Vec<PostId> = following.into_iter().map(|(id, _)| id).collect();
         // Without Gorse its share goes to trending, labelled as such.
-        let (gorse_source, gorse_ids) = match self.recommendations(viewer, need, "unified").await {
+        let (gorse_source, gorse_ids) = match recommended {
             Some(ids) => (ItemSource::Gorse, ids),
             None => (ItemSource::Trending, trending.clone()),
         };
-        let own: HashSet<PostId> = self
-            .newest(&keys::user_posts(viewer), 1_000)
-            .await?
-            .into_iter()
-            .collect();
+        let own: HashSet<PostId> = own.into_iter().collect();
         let lists = ranking::UNIFIED_WEIGHTS.map(|(source, weight)| {
             let ids = match source {
                 ItemSource::Following => following.clone(),
