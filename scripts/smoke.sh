@@ -2,8 +2,8 @@
 # `just smoke`: the short CI form of the load and fault-injection suites, on debug builds.
 #
 # 1. The README quick start under load: `just up` (scripts/up.sh, which waits until every
-#    service is ready), drive the mixed scenario of sidechain-load at 20 concurrent users for 15 s and fail
-#    on any error, then `just down`.
+#    service is ready), the mixed scenario of sidechain-load at 20 concurrent users for 15 s,
+#    failing on any error, then `just down`.
 # 2. `sidechain-chaos --quick`: kill -9 and restart NATS, Redis, the Gorse double and each
 #    service under steady writes; fail on any lost write, any 500 or a service that does not
 #    recover.
