@@ -57,51 +57,68 @@ fn seconds_axis(series: &[SecondSummary]) -> f64 {
         .max(1.0)
 }
 
-/// Requests and errors completed in each second.
-pub(super) fn throughput(series: &[SecondSummary]) -> anyhow::Result<String> {
+/// One line of a chart.
+struct Line<'a> {
+    name: &'a str,
+    style: ShapeStyle,
+    points: Vec<(f64, f64)>,
+}
+
+impl<'a> Line<'a> {
+    fn new(name: &'a str, color: impl Color, width: u32, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            name,
+            style: color.stroke_width(width),
+            points,
+        }
+    }
+}
+
+/// What differs between the report's charts; everything else about them is alike.
+struct Frame<'a> {
+    caption: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    max_x: f64,
+    max_y: f64,
+    /// How many x labels (plotters' default when `None`).
+    x_labels: Option<usize>,
+    x_format: fn(&f64) -> String,
+    legend: SeriesLabelPosition,
+}
+
+/// Draws `lines` in `frame`, with a legend, as SVG text.
+fn line_chart(frame: Frame<'_>, lines: &[Line<'_>]) -> anyhow::Result<String> {
     svg(|root| {
-        let max_y = series
-            .iter()
-            .map(|s| s.requests as f64)
-            .fold(0.0, f64::max)
-            .max(1.0)
-            * 1.3;
         let mut chart = ChartBuilder::on(root)
-            .caption("Throughput (requests completed per second)", (FONT, 18))
+            .caption(frame.caption, (FONT, 18))
             .margin(12)
             .margin_right(40)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(0.0..seconds_axis(series), 0.0..max_y)
+            .build_cartesian_2d(0.0..frame.max_x, 0.0..frame.max_y)
             .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since measurement began")
-            .y_desc("requests / s")
-            .x_label_formatter(&whole)
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(frame.x_desc)
+            .y_desc(frame.y_desc)
+            .x_label_formatter(&frame.x_format)
             .y_label_formatter(&number)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(plot_error)?;
-        chart
-            .draw_series(LineSeries::new(
-                series.iter().map(|s| (mid(s), s.requests as f64)),
-                BLUE.stroke_width(2),
-            ))
-            .map_err(plot_error)?
-            .label("requests")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart
-            .draw_series(LineSeries::new(
-                series.iter().map(|s| (mid(s), s.errors as f64)),
-                RED.stroke_width(2),
-            ))
-            .map_err(plot_error)?
-            .label("errors")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+            .light_line_style(WHITE.mix(0.0));
+        if let Some(count) = frame.x_labels {
+            mesh.x_labels(count);
+        }
+        mesh.draw().map_err(plot_error)?;
+        for line in lines {
+            let style = line.style;
+            chart
+                .draw_series(LineSeries::new(line.points.iter().copied(), style))
+                .map_err(plot_error)?
+                .label(line.name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(frame.legend)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.9))
             .draw()
@@ -110,57 +127,59 @@ pub(super) fn throughput(series: &[SecondSummary]) -> anyhow::Result<String> {
     })
 }
 
+/// Requests and errors completed in each second.
+pub(super) fn throughput(series: &[SecondSummary]) -> anyhow::Result<String> {
+    let max_y = series
+        .iter()
+        .map(|s| s.requests as f64)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.3;
+    let per_second = |value: fn(&SecondSummary) -> u64| -> Vec<(f64, f64)> {
+        series.iter().map(|s| (mid(s), value(s) as f64)).collect()
+    };
+    line_chart(
+        Frame {
+            caption: "Throughput (requests completed per second)",
+            x_desc: "seconds since measurement began",
+            y_desc: "requests / s",
+            max_x: seconds_axis(series),
+            max_y,
+            x_labels: None,
+            x_format: whole,
+            legend: SeriesLabelPosition::UpperRight,
+        },
+        &[
+            Line::new("requests", BLUE, 2, per_second(|s| s.requests)),
+            Line::new("errors", RED, 2, per_second(|s| s.errors)),
+        ],
+    )
+}
+
 /// p50 and p99 of the requests completed in each second (seconds without requests are
 /// left out).
 pub(super) fn latency_over_time(series: &[SecondSummary]) -> anyhow::Result<String> {
-    svg(|root| {
-        let busy: Vec<&SecondSummary> = series.iter().filter(|s| s.requests > 0).collect();
-        let max_y = busy.iter().map(|s| s.p99_ms).fold(0.0, f64::max).max(0.1) * 1.15;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Latency per second (p50 and p99)", (FONT, 18))
-            .margin(12)
-            .margin_right(40)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..seconds_axis(series), 0.0..max_y)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since measurement began")
-            .y_desc("ms")
-            .x_label_formatter(&whole)
-            .y_label_formatter(&number)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(plot_error)?;
-        for (name, color, value) in [
-            (
-                "p50",
-                BLUE,
-                (|s: &SecondSummary| s.p50_ms) as fn(&SecondSummary) -> f64,
-            ),
-            ("p99", RED, |s: &SecondSummary| s.p99_ms),
-        ] {
-            chart
-                .draw_series(LineSeries::new(
-                    busy.iter().map(|s| (mid(s), value(s))),
-                    color.stroke_width(2),
-                ))
-                .map_err(plot_error)?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.9))
-            .draw()
-            .map_err(plot_error)?;
-        Ok(())
-    })
+    let busy: Vec<&SecondSummary> = series.iter().filter(|s| s.requests > 0).collect();
+    let max_y = busy.iter().map(|s| s.p99_ms).fold(0.0, f64::max).max(0.1) * 1.15;
+    let per_second = |value: fn(&SecondSummary) -> f64| -> Vec<(f64, f64)> {
+        busy.iter().map(|s| (mid(s), value(s))).collect()
+    };
+    line_chart(
+        Frame {
+            caption: "Latency per second (p50 and p99)",
+            x_desc: "seconds since measurement began",
+            y_desc: "ms",
+            max_x: seconds_axis(series),
+            max_y,
+            x_labels: None,
+            x_format: whole,
+            legend: SeriesLabelPosition::UpperRight,
+        },
+        &[
+            Line::new("p50", BLUE, 2, per_second(|s| s.p50_ms)),
+            Line::new("p99", RED, 2, per_second(|s| s.p99_ms)),
+        ],
+    )
 }
 
 /// Position of a percentile on the "nines" axis: 90 % → 1, 99 % → 2, 99.9 % → 3, …
@@ -186,61 +205,36 @@ pub(super) fn distribution(total: &OpSummary, operations: &[OpSummary]) -> anyho
             .map(|p| (nines(p.percentile), p.ms))
             .collect()
     };
-    let lines: Vec<(&str, Vec<(f64, f64)>)> = operations
+    let mut lines: Vec<Line<'_>> = operations
         .iter()
         .filter(|op| op.requests > 0)
-        .map(|op| (op.operation.as_str(), tail(&op.percentiles)))
+        .enumerate()
+        .map(|(i, op)| {
+            Line::new(
+                &op.operation,
+                Palette99::pick(i).to_rgba(),
+                2,
+                tail(&op.percentiles),
+            )
+        })
         .collect();
-    let total_line = tail(&total.percentiles);
-    svg(|root| {
-        let all = || lines.iter().flat_map(|(_, l)| l).chain(&total_line);
-        let max_x = all().map(|(x, _)| *x).fold(1.0, f64::max).ceil();
-        let max_y = all().map(|(_, y)| *y).fold(0.0, f64::max).max(0.1) * 1.1;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Latency distribution (by percentile)", (FONT, 18))
-            .margin(12)
-            .margin_right(40)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..max_x, 0.0..max_y)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc("ms")
-            .x_labels(max_x as usize + 1)
-            .x_label_formatter(&nines_label)
-            .y_label_formatter(&number)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(plot_error)?;
-        for (i, (name, line)) in lines.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))
-                .map_err(plot_error)?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .draw_series(LineSeries::new(
-                total_line.iter().copied(),
-                BLACK.stroke_width(3),
-            ))
-            .map_err(plot_error)?
-            .label("total")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.9))
-            .draw()
-            .map_err(plot_error)?;
-        Ok(())
-    })
+    lines.push(Line::new("total", BLACK, 3, tail(&total.percentiles)));
+    let all = || lines.iter().flat_map(|line| &line.points);
+    let max_x = all().map(|(x, _)| *x).fold(1.0, f64::max).ceil();
+    let max_y = all().map(|(_, y)| *y).fold(0.0, f64::max).max(0.1) * 1.1;
+    line_chart(
+        Frame {
+            caption: "Latency distribution (by percentile)",
+            x_desc: "percentile",
+            y_desc: "ms",
+            max_x,
+            max_y,
+            x_labels: Some(max_x as usize + 1),
+            x_format: nines_label,
+            legend: SeriesLabelPosition::UpperLeft,
+        },
+        &lines,
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::stack::{Binaries, Child, wait_ok};
+use crate::stack::{Binaries, Helper, wait_ok};
 
 /// A sequential round-trip measurement.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -166,7 +166,7 @@ pub(crate) enum Program {
 /// A running `sidechain-floor`, stopped on drop.
 #[derive(Debug)]
 pub(crate) struct FloorProcess {
-    _child: Child,
+    _child: Helper,
     /// The URL wrk should load.
     pub(crate) url: String,
 }
@@ -199,12 +199,12 @@ pub(crate) async fn start(
     let mut full = vec![name.to_owned()];
     full.extend(port_arg);
     full.extend(args);
-    let mut child = Child::spawn(
+    let mut child = Helper::spawn(
         &format!("sidechain-floor {name}"),
         &bins.floor,
         &full,
         &logs.join(format!("floor-{name}.log")),
-    )?;
+    );
     let url = format!("http://127.0.0.1:{port}{path}");
     match program {
         Program::Like => {

@@ -7,7 +7,6 @@
 //! can be restarted on the same ports with different settings (`CACHE_PAGES=false`, ...).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -68,66 +67,47 @@ impl Binaries {
     }
 }
 
-/// A child process started with arguments, its output in a log file; killed on drop.
+/// A helper program (the Gorse double, a floor program), run through test-support's
+/// [`ServiceBinary`] like the services; killed on drop, its output then saved to `log`.
 #[derive(Debug)]
-pub(crate) struct Child {
+pub(crate) struct Helper {
     name: String,
-    child: Option<std::process::Child>,
+    process: ServiceBinary,
     log: PathBuf,
 }
 
-impl Child {
-    /// Starts `program args…` with stdout and stderr appended to `log`.
-    pub(crate) fn spawn(
-        name: &str,
-        program: &Path,
-        args: &[String],
-        log: &Path,
-    ) -> anyhow::Result<Self> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("open {}", log.display()))?;
-        let err = out.try_clone().context("log file")?;
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .with_context(|| format!("start {}", program.display()))?;
-        Ok(Self {
+impl Helper {
+    /// Starts `binary args…`.
+    pub(crate) fn spawn(name: &str, binary: &Path, args: &[String], log: &Path) -> Self {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self {
             name: name.to_owned(),
-            child: Some(child),
+            process: ServiceBinary::spawn_with_args(binary, &args, &[]),
             log: log.to_path_buf(),
-        })
-    }
-
-    /// Whether it has exited (and then the last lines of its log).
-    pub(crate) fn exited(&mut self) -> Option<String> {
-        let status = self.child.as_mut()?.try_wait().ok()??;
-        Some(format!(
-            "{} exited with {status}; log {}:\n{}",
-            self.name,
-            self.log.display(),
-            tail(&std::fs::read_to_string(&self.log).unwrap_or_default(), 20)
-        ))
-    }
-
-    /// SIGKILL and reap.
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
         }
+    }
+
+    /// Whether it has exited (and then the last lines of its output).
+    pub(crate) fn exited(&mut self) -> Option<String> {
+        exited(&self.name, &mut self.process)
     }
 }
 
-impl Drop for Child {
+impl Drop for Helper {
     fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
+        let _ = std::fs::write(&self.log, self.process.output());
     }
+}
+
+/// `Some(why)` when `process` has exited: its status and the last lines of its output.
+fn exited(name: &str, process: &mut ServiceBinary) -> Option<String> {
+    process.wait_exit(Duration::from_millis(1)).map(|status| {
+        format!(
+            "{name} exited with {status}:\n{}",
+            tail(&process.output(), 20)
+        )
+    })
 }
 
 /// The last `lines` lines of `text`.
@@ -214,17 +194,9 @@ impl Service {
         let url = format!("http://127.0.0.1:{}/health/ready", self.metrics_port);
         let process = &mut self.process;
         let name = self.kind.name();
-        wait_ok(http, &url, READY_LIMIT, || {
-            let service = process.as_mut()?;
-            service.wait_exit(Duration::from_millis(1)).map(|status| {
-                format!(
-                    "{name} exited with {status}:\n{}",
-                    tail(&service.output(), 20)
-                )
-            })
-        })
-        .await
-        .with_context(|| format!("start the {name} service"))
+        wait_ok(http, &url, READY_LIMIT, || exited(name, process.as_mut()?))
+            .await
+            .with_context(|| format!("start the {name} service"))
     }
 
     /// SIGTERM, then SIGKILL if it has not drained in 20 s. Its output is kept in the logs.
@@ -266,7 +238,7 @@ pub(crate) struct Stack {
     pub(crate) cache: Service,
     /// The edge's API port.
     pub(crate) edge_port: u16,
-    double: Option<Child>,
+    double: Option<Helper>,
     double_port: u16,
     /// The bench's own JetStream handle on this stack's NATS.
     pub(crate) js: jetstream::Context,
@@ -375,12 +347,12 @@ impl Stack {
     /// Starts the Gorse test double (again, after [`Self::kill_double`]) on its port.
     pub(crate) async fn start_double(&mut self) -> anyhow::Result<()> {
         self.kill_double();
-        let mut child = Child::spawn(
+        let mut child = Helper::spawn(
             "sidechain-gorse-double",
             &self.bins.gorse_double,
             &["--port".to_owned(), self.double_port.to_string()],
             &self.logs.join("gorse-double.log"),
-        )?;
+        );
         let url = format!("http://127.0.0.1:{}/api/health/ready", self.double_port);
         wait_ok(&self.http, &url, Duration::from_secs(15), || child.exited()).await?;
         self.double = Some(child);
@@ -389,9 +361,8 @@ impl Stack {
 
     /// Kills the Gorse double (connection refused from now on).
     pub(crate) fn kill_double(&mut self) {
-        if let Some(mut double) = self.double.take() {
-            double.kill();
-        }
+        // Dropping the handle kills the process.
+        self.double = None;
     }
 
     /// `POST /__double/control?<query>` (e.g. `latency_ms=10000`).
