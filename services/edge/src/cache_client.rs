@@ -1,6 +1,7 @@
 //! Requests from the edge to the cache service over NATS request/reply: feed pages, comment
-//! lists, post/comment lookups and session checks. Every failure to get an answer becomes a
-//! 503 with `Retry-After` for the client (the read side is down, nothing was written).
+//! lists, post/comment lookups and session checks. Failures are [`CacheError`]s; the HTTP layer
+//! answers an unreachable cache service with 503 and `Retry-After` (the read side is down,
+//! nothing was written).
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,7 @@ use sidechain_events::rpc::{
 use sidechain_events::{CommentId, PostId, UserId, subjects};
 use sidechain_infra::nats::{self, RequestError};
 
-use crate::error::ApiError;
-use crate::http::extract::Page;
+use crate::page::Page;
 
 /// How long the edge remembers that a post exists (saves a lookup per like). A post deleted in
 /// the meantime may still receive interactions for this long; consumers ignore them.
@@ -37,6 +37,31 @@ pub struct CacheClient {
     timeout: Duration,
     known_posts: Cache<PostId, UserId>,
     durations: Family<RequestLabels, Histogram>,
+}
+
+/// Why the cache service gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// No instance answered in time: retry later.
+    #[error("cache service unavailable: {0}")]
+    Unavailable(#[source] RequestError),
+    /// The cache service answered that it cannot serve the request now (Redis down, …).
+    #[error("cache service could not answer: {0}")]
+    Degraded(String),
+    /// The requested thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The cache service refused the request's arguments.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The reply could not be read: a bug on one side of the contract.
+    #[error("unreadable reply on {subject}: {reason}")]
+    BadReply {
+        /// The request subject.
+        subject: String,
+        /// What was wrong with it.
+        reason: String,
+    },
 }
 
 /// Who owns a post.
@@ -100,7 +125,7 @@ impl CacheClient {
         viewer: Option<UserId>,
         target: Option<UserId>,
         page: Page,
-    ) -> Result<FeedPage, ApiError> {
+    ) -> Result<FeedPage, CacheError> {
         let request = FeedRequest {
             kind: kind as i32,
             viewer_user_id: viewer.map(|v| v.to_string()).unwrap_or_default(),
@@ -120,7 +145,7 @@ impl CacheClient {
     }
 
     /// Whether the post exists, and who owns it (`None`: no such post, or deleted).
-    pub async fn post_owner(&self, post_id: PostId) -> Result<Option<PostOwner>, ApiError> {
+    pub async fn post_owner(&self, post_id: PostId) -> Result<Option<PostOwner>, CacheError> {
         if let Some(owner) = self.known_posts.get(&post_id).await {
             return Ok(Some(PostOwner(owner)));
         }
@@ -160,7 +185,7 @@ impl CacheClient {
     pub async fn comment_location(
         &self,
         comment_id: CommentId,
-    ) -> Result<Option<CommentLocation>, ApiError> {
+    ) -> Result<Option<CommentLocation>, CacheError> {
         let reply: LookupReply = self
             .ask(
                 "lookup.comment",
@@ -185,7 +210,7 @@ impl CacheClient {
     }
 
     /// A page of a post's comments.
-    pub async fn comments(&self, post_id: PostId, page: Page) -> Result<CommentsReply, ApiError> {
+    pub async fn comments(&self, post_id: PostId, page: Page) -> Result<CommentsReply, CacheError> {
         let reply: CommentsReply = self
             .ask(
                 "comments.list",
@@ -211,7 +236,7 @@ impl CacheClient {
     }
 }
 
-fn unavailable(err: RequestError) -> ApiError {
+fn unavailable(err: RequestError) -> CacheError {
     match err {
         RequestError::BadReply { subject, reason } => {
             tracing::error!(
@@ -219,29 +244,27 @@ fn unavailable(err: RequestError) -> ApiError {
                 reason,
                 "the cache service sent an unreadable reply"
             );
-            ApiError::Internal
+            CacheError::BadReply { subject, reason }
         }
         other => {
             tracing::warn!(error = %other, "cache service unavailable");
-            ApiError::unavailable(
-                "feed_service_unavailable",
-                "feeds are temporarily unavailable; retry shortly",
-            )
+            CacheError::Unavailable(other)
         }
     }
 }
 
-fn bad_reply(subject: &str) -> ApiError {
+fn bad_reply(subject: &str) -> CacheError {
     tracing::error!(subject, "the cache service sent a reply without a result");
-    ApiError::Internal
+    CacheError::BadReply {
+        subject: subject.to_owned(),
+        reason: "no result".to_owned(),
+    }
 }
 
-fn rpc_error(err: RpcError) -> ApiError {
+fn rpc_error(err: RpcError) -> CacheError {
     match ErrorCode::try_from(err.code).unwrap_or(ErrorCode::Unspecified) {
-        ErrorCode::NotFound => ApiError::NotFound(err.message),
-        ErrorCode::InvalidArgument => ApiError::bad_request("invalid_request", err.message),
-        ErrorCode::Unavailable | ErrorCode::Unspecified => {
-            ApiError::unavailable("feed_service_unavailable", err.message)
-        }
+        ErrorCode::NotFound => CacheError::NotFound(err.message),
+        ErrorCode::InvalidArgument => CacheError::InvalidArgument(err.message),
+        ErrorCode::Unavailable | ErrorCode::Unspecified => CacheError::Degraded(err.message),
     }
 }

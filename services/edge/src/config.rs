@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sidechain_config::{ConfigError, Source};
 use sidechain_infra::service::ServiceConfig;
 
-use crate::rate_limit::{Class, Quota};
+use crate::rate_limit::{Backend, Quota, RateLimits};
 
 /// Default metrics/health port of the edge.
 pub const DEFAULT_METRICS_PORT: u16 = 9090;
@@ -55,31 +55,6 @@ impl std::fmt::Debug for AuthConfig {
             .field("session_cache_ttl", &self.session_cache_ttl)
             .field("password_hash_concurrency", &self.password_hash_concurrency)
             .finish()
-    }
-}
-
-/// Quotas per route class.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimits {
-    /// `RATE_LIMIT_DEFAULT` (100/1m): everything not in another class.
-    pub default: Quota,
-    /// `RATE_LIMIT_AUTH` (10/1m): register, login, refresh; keyed by client IP.
-    pub auth: Quota,
-    /// `RATE_LIMIT_UPLOAD` (20/1m): post creation.
-    pub upload: Quota,
-    /// `RATE_LIMIT_BACKEND` (`redis`): `redis` (shared, in-process fallback), `local`
-    /// (in-process only) or `off`.
-    pub backend: crate::rate_limit::Backend,
-}
-
-impl RateLimits {
-    /// The quota of a class.
-    pub fn quota(&self, class: Class) -> Quota {
-        match class {
-            Class::Default => self.default,
-            Class::Auth => self.auth,
-            Class::Upload => self.upload,
-        }
     }
 }
 
@@ -193,7 +168,7 @@ impl EdgeConfig {
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_AUTH", e))?,
             upload: Quota::parse(&raw.rate_limit_upload)
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_UPLOAD", e))?,
-            backend: crate::rate_limit::Backend::parse(&raw.rate_limit_backend)
+            backend: Backend::parse(&raw.rate_limit_backend)
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_BACKEND", e))?,
         };
         let trusted_proxies = raw

@@ -7,71 +7,90 @@
 use std::time::Instant;
 
 use async_nats::jetstream;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use sidechain_events::events::event::Payload;
-use sidechain_events::{EventId, NewEvent, UserId};
+use sidechain_events::{EventId, EventKind, NewEvent, UserId};
 use sidechain_infra::nats::{self, PublishError, Stored};
-
-use crate::error::ApiError;
 
 /// Namespace of ids derived from idempotency keys (UUID v5).
 const IDEMPOTENCY_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x5d1e_c4a1_7a1e_4b8e_9c0f_1d2e_3f4a_5b6c);
 
-/// The `Idempotency-Key` header: a client retrying a write with the same key gets the same
+/// The name of the client action that produces events of `kind`, as answered in
+/// `ActionResponse.action` and mixed into every id derived from an `Idempotency-Key`.
+///
+/// These names are part of stored ids: changing one would make a retry after a deploy store
+/// its event twice. `the_derived_ids_are_stable` pins them.
+pub const fn action_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::UserRegistered => "register",
+        EventKind::PostCreated => "create_post",
+        EventKind::PostDeleted => "delete_post",
+        other => other.as_str(),
+    }
+}
+
+/// The client's `Idempotency-Key`: a client retrying a write with the same key gets the same
 /// event id (and the same new post or comment id), so the stream stores it once as long as the
 /// retry comes within the stream's duplicate window (`EVENTS_DUPLICATE_WINDOW`, 2 min).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdempotencyKey(Option<String>);
 
+/// A key that is not 1–255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Idempotency-Key must be 1–255 visible ASCII characters")]
+pub struct InvalidIdempotencyKey;
+
 impl IdempotencyKey {
-    /// Id of the event `action` by `actor`.
-    pub fn event_id(&self, actor: UserId, action: &str) -> EventId {
-        EventId::from_uuid(self.derive(actor, action, "event"))
+    /// No key: every id is fresh.
+    pub const NONE: Self = Self(None);
+
+    /// A key as the client sent it.
+    pub fn parse(key: &str) -> Result<Self, InvalidIdempotencyKey> {
+        let valid = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+        valid
+            .then(|| Self(Some(key.to_owned())))
+            .ok_or(InvalidIdempotencyKey)
     }
 
-    /// Id of the entity (`post`, `comment`) created by `action`.
-    pub fn entity_id(&self, actor: UserId, action: &str, entity: &str) -> uuid::Uuid {
-        self.derive(actor, action, entity)
+    /// Id of the event of `kind` by `actor`.
+    pub fn event_id(&self, actor: UserId, kind: EventKind) -> EventId {
+        EventId::from_uuid(self.derive(actor, kind, "event"))
     }
 
-    fn derive(&self, actor: UserId, action: &str, what: &str) -> uuid::Uuid {
+    /// Id of the entity (`post`, `comment`) created by the event of `kind`.
+    pub fn entity_id(&self, actor: UserId, kind: EventKind, entity: &str) -> uuid::Uuid {
+        self.derive(actor, kind, entity)
+    }
+
+    fn derive(&self, actor: UserId, kind: EventKind, what: &str) -> uuid::Uuid {
         match &self.0 {
             Some(key) => uuid::Uuid::new_v5(
                 &IDEMPOTENCY_NAMESPACE,
-                format!("{actor}/{action}/{key}/{what}").as_bytes(),
+                format!("{actor}/{}/{key}/{what}", action_name(kind)).as_bytes(),
             ),
             None => uuid::Uuid::now_v7(),
         }
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
-            return Ok(Self(None));
-        };
-        let key = value
-            .to_str()
-            .ok()
-            .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_idempotency_key",
-                    "Idempotency-Key must be 1–255 visible ASCII characters",
-                )
-            })?;
-        Ok(Self(Some(key.to_owned())))
-    }
+/// An event the stream acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// Its id.
+    pub event_id: EventId,
+    /// The client action it records ([`action_name`]).
+    pub action: &'static str,
 }
+
+/// Why an event was not stored. Nothing was written; the same request may be retried.
+#[derive(Debug, thiserror::Error)]
+#[error("event not stored: {0}")]
+pub struct NotStored(#[from] PublishError);
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PublishLabels {
@@ -117,6 +136,25 @@ impl EventPublisher {
         }
     }
 
+    /// Stores `payload` as an event by `actor`, its id derived from `key`, and waits for the
+    /// acknowledgement.
+    pub async fn record(
+        &self,
+        key: &IdempotencyKey,
+        actor: UserId,
+        actor_username: &str,
+        payload: Payload,
+    ) -> Result<Recorded, NotStored> {
+        let kind = EventKind::of(&payload);
+        let event_id = key.event_id(actor, kind);
+        self.publish(event_id, actor, actor_username, payload)
+            .await?;
+        Ok(Recorded {
+            event_id,
+            action: action_name(kind),
+        })
+    }
+
     /// Stores `payload` as an event by `actor` and waits for the acknowledgement.
     pub async fn publish(
         &self,
@@ -124,7 +162,7 @@ impl EventPublisher {
         actor: UserId,
         actor_username: &str,
         payload: Payload,
-    ) -> Result<Stored, ApiError> {
+    ) -> Result<Stored, NotStored> {
         let event = NewEvent::new(id, actor, actor_username, payload);
         let kind = event.kind.as_str();
         let span = tracing::info_span!(
@@ -160,10 +198,7 @@ impl EventPublisher {
             }
             Err(err) => {
                 tracing::warn!(event_id = %event.id, kind, error = %err, "event not stored");
-                Err(ApiError::unavailable(
-                    "event_store_unavailable",
-                    "the change could not be recorded; retry shortly",
-                ))
+                Err(NotStored(err))
             }
         }
     }
@@ -173,26 +208,97 @@ impl EventPublisher {
 mod tests {
     use super::*;
 
+    fn key(text: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(text).expect("valid key")
+    }
+
     #[test]
-    fn the_same_key_gives_the_same_ids_and_different_keys_or_actions_do_not() {
+    fn the_same_key_gives_the_same_ids_and_different_keys_or_kinds_do_not() {
         let actor = UserId::new();
-        let key = IdempotencyKey(Some("abc".into()));
-        assert_eq!(key.event_id(actor, "like"), key.event_id(actor, "like"));
-        assert_ne!(key.event_id(actor, "like"), key.event_id(actor, "unlike"));
-        assert_ne!(
-            key.event_id(actor, "like"),
-            IdempotencyKey(Some("abd".into())).event_id(actor, "like")
+        let abc = key("abc");
+        assert_eq!(
+            abc.event_id(actor, EventKind::Like),
+            abc.event_id(actor, EventKind::Like)
         );
         assert_ne!(
-            key.event_id(actor, "like"),
-            key.event_id(UserId::new(), "like")
+            abc.event_id(actor, EventKind::Like),
+            abc.event_id(actor, EventKind::Unlike)
+        );
+        assert_ne!(
+            abc.event_id(actor, EventKind::Like),
+            key("abd").event_id(actor, EventKind::Like)
+        );
+        assert_ne!(
+            abc.event_id(actor, EventKind::Like),
+            abc.event_id(UserId::new(), EventKind::Like)
         );
     }
 
     #[test]
     fn without_a_key_every_id_is_fresh() {
         let actor = UserId::new();
-        let none = IdempotencyKey::default();
-        assert_ne!(none.event_id(actor, "like"), none.event_id(actor, "like"));
+        let none = IdempotencyKey::NONE;
+        assert_ne!(
+            none.event_id(actor, EventKind::Like),
+            none.event_id(actor, EventKind::Like)
+        );
+    }
+
+    /// Ids derived before the action names came from the event kind were
+    /// `v5(namespace, "{actor}/{action}/{key}/{what}")` with the names each handler spelled
+    /// out. A retry across the deploy must still map onto the same event.
+    #[test]
+    fn the_derived_ids_are_stable() {
+        let actor: UserId = "0190c0de-0000-7000-8000-000000000001"
+            .parse()
+            .expect("user id");
+        let retry = key("retry-1");
+        let spelled_out = [
+            (EventKind::PostCreated, "create_post"),
+            (EventKind::PostDeleted, "delete_post"),
+            (EventKind::Like, "like"),
+            (EventKind::Unlike, "unlike"),
+            (EventKind::Play, "play"),
+            (EventKind::View, "view"),
+            (EventKind::Download, "download"),
+            (EventKind::Repost, "repost"),
+            (EventKind::Unrepost, "unrepost"),
+            (EventKind::Comment, "comment"),
+            (EventKind::Follow, "follow"),
+            (EventKind::Unfollow, "unfollow"),
+            (EventKind::Logout, "logout"),
+        ];
+        for (kind, old_name) in spelled_out {
+            let old = |what: &str| {
+                uuid::Uuid::new_v5(
+                    &IDEMPOTENCY_NAMESPACE,
+                    format!("{actor}/{old_name}/retry-1/{what}").as_bytes(),
+                )
+            };
+            assert_eq!(
+                *retry.event_id(actor, kind).as_uuid(),
+                old("event"),
+                "{kind}"
+            );
+            assert_eq!(retry.entity_id(actor, kind, "post"), old("post"), "{kind}");
+        }
+        // And one literal value, so a change of namespace or format is caught too.
+        assert_eq!(
+            retry.event_id(actor, EventKind::Like).to_string(),
+            "01ad6fd7-e011-51f6-b3cb-317fe5f06cd2"
+        );
+    }
+
+    #[test]
+    fn keys_are_one_to_255_visible_ascii_characters() {
+        assert!(IdempotencyKey::parse("a").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for bad in ["", "has space", "tab\t", "é", &"k".repeat(256)] {
+            assert_eq!(
+                IdempotencyKey::parse(bad),
+                Err(InvalidIdempotencyKey),
+                "{bad:?}"
+            );
+        }
     }
 }

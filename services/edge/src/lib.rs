@@ -10,9 +10,9 @@
 pub mod auth;
 pub mod cache_client;
 pub mod config;
-pub mod error;
 pub mod events;
 pub mod http;
+pub mod page;
 pub mod rate_limit;
 pub mod state;
 

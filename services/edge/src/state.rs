@@ -1,22 +1,20 @@
-//! What request handlers share.
+//! What request handlers share: the edge's domain services, built once in `lib.rs`.
+//!
+//! This module sits below `http/`: it speaks in domain types and errors, never HTTP ones.
 
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use sidechain_events::events::event::Payload;
-use sidechain_events::{EventId, PostId};
-use sidechain_infra::nats::Stored;
 use sidechain_infra::status::GorseStatusView;
 use sidechain_infra::users::UserStore;
 use sidechain_telemetry::admin::Readiness;
 
-use crate::auth::extract::AuthUser;
 use crate::auth::jwt::TokenService;
 use crate::auth::password::Passwords;
-use crate::auth::sessions::Sessions;
-use crate::cache_client::{CacheClient, PostOwner};
-use crate::error::ApiError;
-use crate::events::{EventPublisher, IdempotencyKey};
+use crate::auth::sessions::{Session, Sessions};
+use crate::cache_client::CacheClient;
+use crate::events::{EventPublisher, IdempotencyKey, NotStored, Recorded};
 use crate::rate_limit::RateLimiter;
 
 /// Shared by all handlers of one edge instance.
@@ -47,36 +45,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Records `payload` as an event by the signed-in user; returns once it is stored.
+    /// Records `payload` as an event by the session's user, its id derived from `key`;
+    /// returns once the stream has stored it.
     pub async fn record(
         &self,
-        user: &AuthUser,
-        id: EventId,
-        payload: Payload,
-    ) -> Result<Stored, ApiError> {
-        self.events
-            .publish(id, user.session.user_id, &user.session.username, payload)
-            .await
-    }
-
-    /// Records an interaction by `user`: the event id comes from the idempotency key.
-    pub async fn record_action(
-        &self,
-        user: &AuthUser,
+        session: &Session,
         key: &IdempotencyKey,
-        action: &str,
         payload: Payload,
-    ) -> Result<EventId, ApiError> {
-        let id = key.event_id(user.session.user_id, action);
-        self.record(user, id, payload).await?;
-        Ok(id)
-    }
-
-    /// The post's owner, or 404.
-    pub async fn existing_post(&self, post_id: PostId) -> Result<PostOwner, ApiError> {
-        self.cache
-            .post_owner(post_id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("post {post_id} does not exist")))
+    ) -> Result<Recorded, NotStored> {
+        self.events
+            .record(key, session.user_id, &session.username, payload)
+            .await
     }
 }

@@ -1,6 +1,6 @@
-//! Authentication: tokens, passwords, accounts and sessions, plus the extractors handlers use.
+//! Authentication: tokens, passwords and sessions. The HTTP extractors built on them live in
+//! `http/extract/auth.rs`.
 
-pub mod extract;
 pub mod jwt;
 pub mod password;
 pub mod sessions;

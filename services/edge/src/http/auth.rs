@@ -9,16 +9,17 @@ use serde::Deserialize;
 use sidechain_events::UserId;
 use sidechain_events::events::{Logout, UserRegistered, event::Payload};
 use sidechain_events::rpc::UserRecord;
-use sidechain_infra::users::RegisterError;
+
 use utoipa::ToSchema;
 
-use super::extract::{ApiJson, Validate};
+use super::extract::{ApiJson, AuthUser, Validate};
 use super::validate;
 use super::views::{
     ActionResponse, AuthEnvelope, AuthPayload, MeResponse, RefreshResponse, UserView,
 };
-use crate::auth::extract::AuthUser;
-use crate::error::{ApiError, ErrorBody};
+
+use super::error::{ApiError, ErrorBody};
+use crate::auth::jwt::TokenError;
 use crate::events::IdempotencyKey;
 use crate::state::AppState;
 
@@ -78,13 +79,6 @@ impl Validate for LoginRequest {
     }
 }
 
-fn unavailable_store() -> ApiError {
-    ApiError::unavailable(
-        "user_store_unavailable",
-        "accounts are temporarily unavailable; retry shortly",
-    )
-}
-
 fn token_error(err: jsonwebtoken::errors::Error) -> ApiError {
     tracing::error!(error = %err, "could not sign a token");
     ApiError::Internal
@@ -122,24 +116,7 @@ pub async fn register(
         password_hash,
         created_at_ms: sidechain_events::now_ms(),
     };
-    state
-        .users
-        .register(&record)
-        .await
-        .map_err(|err| match err {
-            RegisterError::UsernameTaken => ApiError::Conflict {
-                code: "username_taken",
-                message: "that username is taken".into(),
-            },
-            RegisterError::EmailTaken => ApiError::Conflict {
-                code: "email_taken",
-                message: "an account with that email exists".into(),
-            },
-            RegisterError::Store(err) => {
-                tracing::warn!(error = %err, "registration failed");
-                unavailable_store()
-            }
-        })?;
+    state.users.register(&record).await?;
     let event = Payload::UserRegistered(UserRegistered {
         user_id: record.id.clone(),
         username: record.username.clone(),
@@ -157,7 +134,7 @@ pub async fn register(
     {
         // Nothing half-written: without its event the account is withdrawn.
         state.users.unregister(&record).await;
-        return Err(err);
+        return Err(err.into());
     }
     let issued = state
         .tokens
@@ -195,10 +172,7 @@ pub async fn login(
         .as_deref()
         .or(body.username.as_deref())
         .unwrap_or_default();
-    let user = state.users.by_login(login.trim()).await.map_err(|err| {
-        tracing::warn!(error = %err, "login lookup failed");
-        unavailable_store()
-    })?;
+    let user = state.users.by_login(login.trim()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     // Always verify (against a decoy when the user is unknown) so timing reveals nothing.
     let verified = state.passwords.verify(body.password, hash).await;
@@ -224,15 +198,8 @@ async fn own_record(state: &AppState, user: &AuthUser) -> Result<UserRecord, Api
     state
         .users
         .by_id(user.session.user_id)
-        .await
-        .map_err(|err| {
-            tracing::warn!(error = %err, "account lookup failed");
-            unavailable_store()
-        })?
-        .ok_or(ApiError::Unauthorized {
-            code: "invalid_token",
-            message: "the token is not valid; sign in again".into(),
-        })
+        .await?
+        .ok_or_else(|| TokenError::Invalid.into())
 }
 
 /// Exchanges a valid token for a fresh one (the old one stays valid until it expires).
@@ -287,11 +254,7 @@ pub async fn logout(
         token_sha256: user.token.sha256.clone(),
         expires_at_ms: user.token.expires_at.timestamp_millis(),
     });
-    let event_id = state.record_action(&user, &key, "logout", payload).await?;
+    let recorded = state.record(&user.session, &key, payload).await?;
     state.sessions.revoke(&user.token).await;
-    Ok(Json(ActionResponse::new(
-        "logout",
-        user.session.user_id,
-        event_id,
-    )))
+    Ok(Json(ActionResponse::new(recorded, user.session.user_id)))
 }

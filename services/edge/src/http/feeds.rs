@@ -7,10 +7,10 @@ use axum::extract::State;
 use sidechain_events::UserId;
 use sidechain_events::rpc::FeedKind;
 
-use super::extract::{ApiPath, ApiQuery, PageQuery};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery, AuthUser, MaybeAuthUser, PageQuery};
+use super::lookup::existing_user;
 use super::views::FeedResponse;
-use crate::auth::extract::{AuthUser, MaybeAuthUser};
-use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 async fn feed(
@@ -112,16 +112,7 @@ pub async fn user_posts(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<FeedResponse>, ApiError> {
     query.page()?;
-    let exists = state.users.by_id(target).await.map_err(|err| {
-        tracing::warn!(error = %err, "user lookup failed");
-        ApiError::unavailable(
-            "user_store_unavailable",
-            "accounts are temporarily unavailable; retry shortly",
-        )
-    })?;
-    if exists.is_none() {
-        return Err(ApiError::NotFound(format!("user {target} does not exist")));
-    }
+    existing_user(&state, target).await?;
     let viewer = user.map(|u| u.session.user_id);
     feed(&state, FeedKind::User, viewer, Some(target), query).await
 }

@@ -11,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 
-use crate::auth::extract::Credentials;
-use crate::error::ApiError;
+use super::error::ApiError;
+use super::extract::auth::Credentials;
 use crate::rate_limit::{Class, Decision};
 use crate::state::AppState;
 

@@ -5,13 +5,16 @@
 //! the route class's rate limit → the handler.
 
 pub mod auth;
+pub mod error;
 pub mod extract;
 pub mod feeds;
 pub mod health;
 pub mod limits;
+pub mod lookup;
 pub mod observe;
 pub mod openapi;
 pub mod posts;
+pub mod request_id;
 pub mod social;
 pub mod validate;
 pub mod views;
@@ -24,7 +27,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
-use crate::error::ApiError;
+use self::error::ApiError;
 use crate::rate_limit::Class;
 use crate::state::AppState;
 
@@ -89,10 +92,7 @@ pub fn router(state: Arc<AppState>, observe: Arc<observe::Observe>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
         .with_state(state.clone())
         .route_layer(from_fn(observe::record_route))
-        .layer(from_fn_with_state(
-            state,
-            crate::auth::extract::authenticate,
-        ))
+        .layer(from_fn_with_state(state, extract::auth::authenticate))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(extract::BodyLimit(body_limit)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -21,30 +21,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use tracing::Instrument as _;
 
-use crate::error::ApiError;
-
-/// `X-Request-ID`.
-pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled, if called inside one.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// Keeps an incoming id only if it is short and made of safe characters, so ids can't be used
-/// to inject text into logs or headers.
-fn valid_request_id(value: &HeaderValue) -> Option<String> {
-    let text = value.to_str().ok()?;
-    let ok = (1..=128).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    ok.then(|| text.to_owned())
-}
+use super::error::ApiError;
+use super::request_id::{REQUEST_ID_HEADER, valid_request_id, with_request_id};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
@@ -166,22 +144,21 @@ pub async fn observe(
 
     observe.metrics.in_flight.inc();
     let limit = observe.timeout;
-    let mut response = REQUEST_ID
-        .scope(
-            request_id.clone(),
-            async move {
-                match tokio::time::timeout(limit, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => {
-                        tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
-                        ApiError::unavailable("request_timeout", "the request took too long; retry")
-                            .into_response()
-                    }
+    let mut response = with_request_id(
+        request_id.clone(),
+        async move {
+            match tokio::time::timeout(limit, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
+                    ApiError::unavailable("request_timeout", "the request took too long; retry")
+                        .into_response()
                 }
             }
-            .instrument(span.clone()),
-        )
-        .await;
+        }
+        .instrument(span.clone()),
+    )
+    .await;
     observe.metrics.in_flight.dec();
 
     let elapsed = started.elapsed();
@@ -268,22 +245,4 @@ pub async fn record_route(request: Request, next: Next) -> Response {
         response.extensions_mut().insert(matched);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn safe_incoming_ids_are_kept_and_others_replaced() {
-        let keep = HeaderValue::from_static("req-123_abc.def:9");
-        assert_eq!(
-            valid_request_id(&keep).as_deref(),
-            Some("req-123_abc.def:9")
-        );
-        for bad in ["", "has space", "quote\"d", &"x".repeat(129)] {
-            let value = HeaderValue::from_str(bad).expect("header");
-            assert_eq!(valid_request_id(&value), None, "{bad:?}");
-        }
-    }
 }

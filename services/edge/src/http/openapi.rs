@@ -27,7 +27,7 @@ use super::{auth, feeds, health, posts, social};
         social::unfollow_user,
         feeds::timeline, feeds::unified, feeds::trending, feeds::for_you, feeds::user_posts,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(super::error::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors),
     tags(
         (name = "auth", description = "Accounts and tokens"),

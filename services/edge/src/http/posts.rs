@@ -9,14 +9,14 @@ use serde::Deserialize;
 use sidechain_events::events::{
     Comment, Download, Play, PostCreated, PostDeleted, Repost, Unrepost, View, event::Payload,
 };
-use sidechain_events::{CommentId, PostId};
+use sidechain_events::{CommentId, EventKind, PostId};
 use utoipa::ToSchema;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, PageQuery, Validate};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, PageQuery, Validate};
+use super::lookup::existing_post;
 use super::validate;
 use super::views::{ActionResponse, CommentView, CommentsResponse, PageMeta, PostView};
-use crate::auth::extract::AuthUser;
-use crate::error::{ApiError, ErrorBody};
 use crate::events::IdempotencyKey;
 use crate::state::AppState;
 
@@ -108,7 +108,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreatePostRequest>,
 ) -> Result<(StatusCode, Json<PostView>), ApiError> {
     let author = user.session.user_id;
-    let post_id = PostId::from_uuid(key.entity_id(author, "create_post", "post"));
+    let post_id = PostId::from_uuid(key.entity_id(author, EventKind::PostCreated, "post"));
     let genres = normalise_genres(&body.genres);
     let created = PostCreated {
         post_id: post_id.to_string(),
@@ -121,9 +121,8 @@ pub async fn create(
         duration_seconds: body.duration_seconds,
         daw: body.daw.unwrap_or_default().trim().to_owned(),
     };
-    let event_id = key.event_id(author, "create_post");
     state
-        .record(&user, event_id, Payload::PostCreated(created.clone()))
+        .record(&user.session, &key, Payload::PostCreated(created.clone()))
         .await?;
     state.cache.remember_post(post_id, Some(author)).await;
     let view = PostView {
@@ -167,7 +166,7 @@ pub async fn delete(
     key: IdempotencyKey,
     ApiPath(post_id): ApiPath<PostId>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    let owner = state.existing_post(post_id).await?;
+    let owner = existing_post(&state, post_id).await?;
     if owner.0 != user.session.user_id {
         return Err(ApiError::Forbidden(
             "only the author can delete a post".into(),
@@ -176,11 +175,9 @@ pub async fn delete(
     let payload = Payload::PostDeleted(PostDeleted {
         post_id: post_id.to_string(),
     });
-    let event_id = state
-        .record_action(&user, &key, "delete_post", payload)
-        .await?;
+    let recorded = state.record(&user.session, &key, payload).await?;
     state.cache.remember_post(post_id, None).await;
-    Ok(Json(ActionResponse::new("delete_post", post_id, event_id)))
+    Ok(Json(ActionResponse::new(recorded, post_id)))
 }
 
 /// `POST /api/v1/posts/{id}/play`.
@@ -218,14 +215,14 @@ pub async fn play(
     ApiPath(post_id): ApiPath<PostId>,
     ApiJson(body): ApiJson<PlayRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    state.existing_post(post_id).await?;
+    existing_post(&state, post_id).await?;
     let payload = Payload::Play(Play {
         post_id: post_id.to_string(),
         duration_seconds: body.duration,
         completed: body.completed,
     });
-    let event_id = state.record_action(&user, &key, "play", payload).await?;
-    Ok(Json(ActionResponse::new("play", post_id, event_id)))
+    let recorded = state.record(&user.session, &key, payload).await?;
+    Ok(Json(ActionResponse::new(recorded, post_id)))
 }
 
 /// The bodyless interactions on a post.
@@ -238,15 +235,6 @@ enum Touch {
 }
 
 impl Touch {
-    fn action(self) -> &'static str {
-        match self {
-            Touch::View => "view",
-            Touch::Download => "download",
-            Touch::Repost => "repost",
-            Touch::Unrepost => "unrepost",
-        }
-    }
-
     fn payload(self, post_id: PostId) -> Payload {
         let post_id = post_id.to_string();
         match self {
@@ -265,11 +253,11 @@ async fn touch(
     post_id: PostId,
     touch: Touch,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    state.existing_post(post_id).await?;
-    let event_id = state
-        .record_action(user, key, touch.action(), touch.payload(post_id))
+    existing_post(state, post_id).await?;
+    let recorded = state
+        .record(&user.session, key, touch.payload(post_id))
         .await?;
-    Ok(Json(ActionResponse::new(touch.action(), post_id, event_id)))
+    Ok(Json(ActionResponse::new(recorded, post_id)))
 }
 
 /// Records that the post was seen.
@@ -368,7 +356,7 @@ pub async fn comment(
     ApiPath(post_id): ApiPath<PostId>,
     ApiJson(body): ApiJson<CommentRequest>,
 ) -> Result<(StatusCode, Json<CommentView>), ApiError> {
-    state.existing_post(post_id).await?;
+    existing_post(&state, post_id).await?;
     if let Some(parent) = body.parent_id {
         let location = state.cache.comment_location(parent).await?;
         if location.map(|l| l.post_id) != Some(post_id) {
@@ -378,7 +366,7 @@ pub async fn comment(
         }
     }
     let actor = user.session.user_id;
-    let comment_id = CommentId::from_uuid(key.entity_id(actor, "comment", "comment"));
+    let comment_id = CommentId::from_uuid(key.entity_id(actor, EventKind::Comment, "comment"));
     let content = body.content.trim().to_owned();
     let payload = Payload::Comment(Comment {
         comment_id: comment_id.to_string(),
@@ -386,7 +374,7 @@ pub async fn comment(
         content: content.clone(),
         parent_id: body.parent_id.map(|p| p.to_string()).unwrap_or_default(),
     });
-    state.record_action(&user, &key, "comment", payload).await?;
+    state.record(&user.session, &key, payload).await?;
     Ok((
         StatusCode::CREATED,
         Json(CommentView {
@@ -414,7 +402,7 @@ pub async fn comments(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<CommentsResponse>, ApiError> {
     let page = query.page()?;
-    state.existing_post(post_id).await?;
+    existing_post(&state, post_id).await?;
     let reply = state.cache.comments(post_id, page).await?;
     let comments: Vec<CommentView> = reply.comments.into_iter().map(CommentView::from).collect();
     Ok(Json(CommentsResponse {

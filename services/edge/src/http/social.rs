@@ -9,11 +9,11 @@ use sidechain_events::events::{Follow, Like, Unfollow, Unlike, event::Payload};
 use sidechain_events::{PostId, UserId};
 use utoipa::ToSchema;
 
-use super::extract::{ApiJson, ApiPath, Validate};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, AuthUser, Validate};
+use super::lookup::{existing_post, existing_user};
 use super::validate;
 use super::views::ActionResponse;
-use crate::auth::extract::AuthUser;
-use crate::error::{ApiError, ErrorBody};
 use crate::events::IdempotencyKey;
 use crate::state::AppState;
 
@@ -80,13 +80,13 @@ pub async fn like(
     ApiJson(body): ApiJson<LikeRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     let post_id = body.activity_id;
-    state.existing_post(post_id).await?;
+    existing_post(&state, post_id).await?;
     let payload = Payload::Like(Like {
         post_id: post_id.to_string(),
         emoji: body.emoji.unwrap_or_default(),
     });
-    let event_id = state.record_action(&user, &key, "like", payload).await?;
-    Ok(Json(ActionResponse::new("like", post_id, event_id)))
+    let recorded = state.record(&user.session, &key, payload).await?;
+    Ok(Json(ActionResponse::new(recorded, post_id)))
 }
 
 /// Takes a like back.
@@ -104,12 +104,12 @@ pub async fn unlike(
     ApiJson(body): ApiJson<UnlikeRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     let post_id = body.activity_id;
-    state.existing_post(post_id).await?;
+    existing_post(&state, post_id).await?;
     let payload = Payload::Unlike(Unlike {
         post_id: post_id.to_string(),
     });
-    let event_id = state.record_action(&user, &key, "unlike", payload).await?;
-    Ok(Json(ActionResponse::new("unlike", post_id, event_id)))
+    let recorded = state.record(&user.session, &key, payload).await?;
+    Ok(Json(ActionResponse::new(recorded, post_id)))
 }
 
 async fn change_follow(
@@ -125,24 +125,15 @@ async fn change_follow(
             "you cannot follow yourself",
         ));
     }
-    let exists = state.users.by_id(target).await.map_err(|err| {
-        tracing::warn!(error = %err, "user lookup failed");
-        ApiError::unavailable(
-            "user_store_unavailable",
-            "accounts are temporarily unavailable; retry shortly",
-        )
-    })?;
-    if exists.is_none() {
-        return Err(ApiError::NotFound(format!("user {target} does not exist")));
-    }
+    existing_user(state, target).await?;
     let target_user_id = target.to_string();
-    let (action, payload) = if follow {
-        ("follow", Payload::Follow(Follow { target_user_id }))
+    let payload = if follow {
+        Payload::Follow(Follow { target_user_id })
     } else {
-        ("unfollow", Payload::Unfollow(Unfollow { target_user_id }))
+        Payload::Unfollow(Unfollow { target_user_id })
     };
-    let event_id = state.record_action(user, key, action, payload).await?;
-    Ok(Json(ActionResponse::new(action, target, event_id)))
+    let recorded = state.record(&user.session, key, payload).await?;
+    Ok(Json(ActionResponse::new(recorded, target)))
 }
 
 /// Follows a user.

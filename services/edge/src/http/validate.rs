@@ -1,6 +1,6 @@
 //! Field rules shared by the request bodies. Each failure names the field.
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// Fails unless `value` has between `min` and `max` characters (after trimming).
 pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {

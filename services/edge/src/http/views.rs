@@ -7,7 +7,8 @@ use serde::Serialize;
 use sidechain_events::rpc::{CommentItem, FeedItem, FeedPage, ItemSource, UserRecord};
 use utoipa::ToSchema;
 
-use super::extract::Page;
+use crate::events::Recorded;
+use crate::page::Page;
 
 fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
@@ -256,13 +257,13 @@ pub struct ActionResponse {
 }
 
 impl ActionResponse {
-    /// An acknowledgement.
-    pub fn new(action: &'static str, target_id: impl ToString, event_id: impl ToString) -> Self {
+    /// The acknowledgement of a recorded action on `target_id`.
+    pub fn new(recorded: Recorded, target_id: impl ToString) -> Self {
         Self {
             status: "ok",
-            action,
+            action: recorded.action,
             target_id: target_id.to_string(),
-            event_id: event_id.to_string(),
+            event_id: recorded.event_id.to_string(),
         }
     }
 }

@@ -114,6 +114,31 @@ impl Backend {
     }
 }
 
+/// Quotas per route class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    /// `RATE_LIMIT_DEFAULT` (100/1m): everything not in another class.
+    pub default: Quota,
+    /// `RATE_LIMIT_AUTH` (10/1m): register, login, refresh; keyed by client IP.
+    pub auth: Quota,
+    /// `RATE_LIMIT_UPLOAD` (20/1m): post creation.
+    pub upload: Quota,
+    /// `RATE_LIMIT_BACKEND` (`redis`): `redis` (shared, in-process fallback), `local`
+    /// (in-process only) or `off`.
+    pub backend: Backend,
+}
+
+impl RateLimits {
+    /// The quota of a class.
+    pub fn quota(&self, class: Class) -> Quota {
+        match class {
+            Class::Default => self.default,
+            Class::Auth => self.auth,
+            Class::Upload => self.upload,
+        }
+    }
+}
+
 /// The outcome of one check, with what the `RateLimit-*` headers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -166,7 +191,7 @@ pub struct RateLimiter {
 struct Inner {
     redis: RedisConn,
     script: redis::Script,
-    quotas: crate::config::RateLimits,
+    quotas: RateLimits,
     local: [(Class, LocalBuckets); 3],
     in_fallback: AtomicBool,
     /// Milliseconds since `epoch` before which Redis is not tried again.
@@ -189,11 +214,7 @@ impl std::fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     /// A limiter over `redis` with the configured quotas; registers its metrics.
-    pub fn new(
-        redis: RedisConn,
-        quotas: crate::config::RateLimits,
-        registry: &mut Registry,
-    ) -> Self {
+    pub fn new(redis: RedisConn, quotas: RateLimits, registry: &mut Registry) -> Self {
         let metrics = Metrics {
             decisions: Family::default(),
             check_duration: Family::new_with_constructor(|| {

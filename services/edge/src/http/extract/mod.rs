@@ -1,5 +1,10 @@
 //! Extractors that turn every malformed input into an [`ApiError`] (never axum's plain-text
-//! rejections), and run the body's own validation.
+//! rejections), and run the body's own validation: JSON bodies, queries, paths, pages,
+//! `Idempotency-Key`, and (in [`auth`]) the caller's credentials and session.
+
+pub mod auth;
+
+pub use auth::{AuthUser, MaybeAuthUser};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -8,7 +13,9 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::events::IdempotencyKey;
+use crate::http::error::ApiError;
+use crate::page::{DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, Page};
 
 /// Checks a decoded request body beyond its types (lengths, ranges, formats).
 pub trait Validate {
@@ -130,24 +137,10 @@ pub struct PageQuery {
     pub offset: Option<u32>,
 }
 
-/// A checked page request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    /// Items per page.
-    pub limit: u32,
-    /// Items skipped.
-    pub offset: u32,
-}
-
-/// Largest page.
-pub const MAX_LIMIT: u32 = 100;
-/// Deepest offset: feeds are for browsing, not for walking the whole catalogue.
-pub const MAX_OFFSET: u32 = 10_000;
-
 impl PageQuery {
     /// Applies defaults and bounds.
     pub fn page(self) -> Result<Page, ApiError> {
-        let limit = self.limit.unwrap_or(20);
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::bad_request(
                 "invalid_pagination",
@@ -162,6 +155,23 @@ impl PageQuery {
             ));
         }
         Ok(Page { limit, offset })
+    }
+}
+
+/// `Idempotency-Key`: absent is fine, malformed is 400 `invalid_idempotency_key`.
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(IdempotencyKey::NONE),
+            Some(value) => {
+                let text = value
+                    .to_str()
+                    .map_err(|_| crate::events::InvalidIdempotencyKey)?;
+                Ok(IdempotencyKey::parse(text)?)
+            }
+        }
     }
 }
 

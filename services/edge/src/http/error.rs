@@ -3,6 +3,10 @@
 //! Handlers return [`ApiError`]; its status says what the client should do (fix the request,
 //! authenticate, retry later). Internal causes are logged where they happen and never reach
 //! the body.
+//!
+//! The layers below HTTP return their own errors ([`NotStored`], [`CacheError`],
+//! [`SessionError`], …); the `From` impls at the end of this file are the one place where they
+//! become answers.
 
 use std::time::Duration;
 
@@ -10,7 +14,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::http::observe::current_request_id;
+use sidechain_infra::users::{RegisterError, StoreError};
+
+use super::request_id::current_request_id;
+use crate::auth::jwt::TokenError;
+use crate::auth::sessions::SessionError;
+use crate::cache_client::CacheError;
+use crate::events::{InvalidIdempotencyKey, NotStored};
 
 /// An error answered to the client.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -174,6 +184,97 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<NotStored> for ApiError {
+    fn from(_: NotStored) -> Self {
+        ApiError::unavailable(
+            "event_store_unavailable",
+            "the change could not be recorded; retry shortly",
+        )
+    }
+}
+
+impl From<CacheError> for ApiError {
+    fn from(err: CacheError) -> Self {
+        match err {
+            CacheError::Unavailable(_) => ApiError::unavailable(
+                "feed_service_unavailable",
+                "feeds are temporarily unavailable; retry shortly",
+            ),
+            CacheError::Degraded(message) => {
+                ApiError::unavailable("feed_service_unavailable", message)
+            }
+            CacheError::NotFound(message) => ApiError::NotFound(message),
+            CacheError::InvalidArgument(message) => {
+                ApiError::bad_request("invalid_request", message)
+            }
+            CacheError::BadReply { .. } => ApiError::Internal,
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Expired => ApiError::Unauthorized {
+                code: "token_expired",
+                message: "the token has expired; sign in again".into(),
+            },
+            TokenError::Invalid => ApiError::Unauthorized {
+                code: "invalid_token",
+                message: "the token is not valid; sign in again".into(),
+            },
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::Revoked => ApiError::Unauthorized {
+                code: "token_revoked",
+                message: "this token was signed out; sign in again".into(),
+            },
+            SessionError::UnknownUser => TokenError::Invalid.into(),
+            SessionError::Unavailable => ApiError::unavailable(
+                "auth_unavailable",
+                "sign-in checks are temporarily unavailable; retry shortly",
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        tracing::warn!(error = %err, "account store unavailable");
+        ApiError::unavailable(
+            "user_store_unavailable",
+            "accounts are temporarily unavailable; retry shortly",
+        )
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(err: RegisterError) -> Self {
+        match err {
+            RegisterError::UsernameTaken => ApiError::Conflict {
+                code: "username_taken",
+                message: "that username is taken".into(),
+            },
+            RegisterError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                message: "an account with that email exists".into(),
+            },
+            RegisterError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<InvalidIdempotencyKey> for ApiError {
+    fn from(err: InvalidIdempotencyKey) -> Self {
+        ApiError::bad_request("invalid_idempotency_key", err.to_string())
     }
 }
 

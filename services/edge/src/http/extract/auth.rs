@@ -10,9 +10,9 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::jwt::{TokenError, VerifiedToken};
-use super::sessions::{Session, SessionError};
-use crate::error::ApiError;
+use crate::auth::jwt::{TokenError, VerifiedToken};
+use crate::auth::sessions::Session;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// What the `Authorization` header held.
@@ -77,38 +77,10 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
                     message: "sign in: send Authorization: Bearer <token>".into(),
                 });
             }
-            Credentials::Invalid(TokenError::Expired) => {
-                return Err(ApiError::Unauthorized {
-                    code: "token_expired",
-                    message: "the token has expired; sign in again".into(),
-                });
-            }
-            Credentials::Invalid(TokenError::Invalid) => {
-                return Err(ApiError::Unauthorized {
-                    code: "invalid_token",
-                    message: "the token is not valid; sign in again".into(),
-                });
-            }
+            Credentials::Invalid(err) => return Err(err.into()),
             Credentials::Valid(token) => token,
         };
-        let session = state
-            .sessions
-            .check(&token)
-            .await
-            .map_err(|err| match err {
-                SessionError::Revoked => ApiError::Unauthorized {
-                    code: "token_revoked",
-                    message: "this token was signed out; sign in again".into(),
-                },
-                SessionError::UnknownUser => ApiError::Unauthorized {
-                    code: "invalid_token",
-                    message: "the token is not valid; sign in again".into(),
-                },
-                SessionError::Unavailable => ApiError::unavailable(
-                    "auth_unavailable",
-                    "sign-in checks are temporarily unavailable; retry shortly",
-                ),
-            })?;
+        let session = state.sessions.check(&token).await?;
         tracing::Span::current().record("user_id", tracing::field::display(session.user_id));
         Ok(Self { session, token })
     }
