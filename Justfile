@@ -27,7 +27,7 @@ test: setup
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    shellcheck scripts/*.sh .ci/run
+    shellcheck scripts/*.sh .ci/run just
 
 # The real tools (docker compose config, promtool, kubeconform, ...) are installed on first use.
 # Validate the deployment files: compose, Prometheus rules, dashboards, Kubernetes.
