@@ -59,6 +59,9 @@ if [ -z "${JWT_SECRET:-}" ]; then
   echo "JWT_SECRET not set: using the development key in $DATA/dev-jwt-secret"
 fi
 
+# Development: the web app's dev server (Vite) may call the API from the browser.
+export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS-http://localhost:5173}"
+
 echo "building the services ($PROFILE)"
 services=(-p sidechain-edge -p sidechain-feedback -p sidechain-cache)
 if [ "$PROFILE" = release ]; then cargo build --release --bins "${services[@]}"; else cargo build --bins "${services[@]}"; fi

@@ -32,6 +32,9 @@ pub struct EdgeConfig {
     pub request_timeout: Duration,
     /// `CACHE_REQUEST_TIMEOUT`: how long to wait for the cache service (feeds, sessions, lookups).
     pub cache_request_timeout: Duration,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`) whose pages
+    /// may call the API from a browser; none by default.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Token settings.
@@ -88,6 +91,8 @@ struct Raw {
     request_timeout: Duration,
     #[serde(default = "default_cache_timeout", with = "sidechain_config::duration")]
     cache_request_timeout: Duration,
+    #[serde(default)]
+    cors_allowed_origins: String,
 }
 
 fn default_port() -> u16 {
@@ -187,6 +192,20 @@ impl EdgeConfig {
                     })
             })
             .collect::<Result<_, _>>()?;
+        let cors_allowed_origins = raw
+            .cors_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                browser_origin(s).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "CORS_ALLOWED_ORIGINS",
+                        format!("'{s}' is not an origin such as https://app.example.com (scheme, host and port only; no '*')"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             service,
             port: raw.port,
@@ -201,6 +220,7 @@ impl EdgeConfig {
             max_body_bytes: raw.max_body_bytes,
             request_timeout: raw.request_timeout,
             cache_request_timeout: raw.cache_request_timeout,
+            cors_allowed_origins,
         })
     }
 
@@ -208,6 +228,21 @@ impl EdgeConfig {
     pub fn api_addr(&self) -> SocketAddr {
         SocketAddr::new(self.service.bind_address, self.port)
     }
+}
+
+/// `text` as a browser's `Origin` header would spell it (`https://host[:port]`, lowercase, no
+/// default port, no path), or `None` if it is not an http(s) origin.
+fn browser_origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && !text.trim_end_matches('/').ends_with(':');
+    plain.then(|| url.origin().ascii_serialization())
 }
 
 #[cfg(test)]
@@ -252,6 +287,9 @@ mod tests {
             ("SESSION_CACHE_TTL", "1h"),
             ("CACHE_REQUEST_TIMEOUT", "soon"),
             ("RATE_LIMIT_BACKEND", "memcached"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com/path"),
+            ("CORS_ALLOWED_ORIGINS", "ftp://files.example.com"),
         ] {
             let source = Source::default()
                 .with("JWT_SECRET", SECRET)
@@ -262,6 +300,22 @@ mod tests {
                 "{var}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn cors_origins_are_normalised_as_browsers_send_them() {
+        let source = Source::default().with("JWT_SECRET", SECRET).with(
+            "CORS_ALLOWED_ORIGINS",
+            "http://localhost:5173, https://App.Example.com:443/",
+        );
+        let config = EdgeConfig::from_source(&source).expect("loads");
+        assert_eq!(
+            config.cors_allowed_origins,
+            ["http://localhost:5173", "https://app.example.com"]
+        );
+        let none =
+            EdgeConfig::from_source(&Source::default().with("JWT_SECRET", SECRET)).expect("loads");
+        assert!(none.cors_allowed_origins.is_empty());
     }
 
     #[test]

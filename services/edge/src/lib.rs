@@ -34,7 +34,7 @@ use crate::auth::jwt::TokenService;
 use crate::auth::password::Passwords;
 use crate::auth::sessions::Sessions;
 use crate::cache_client::CacheClient;
-use crate::events::EventPublisher;
+use crate::events::{EventPublisher, KeyBindings};
 use crate::http::observe::{HttpMetrics, Observe};
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
@@ -83,7 +83,15 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         passwords: Passwords::new(config.auth.password_hash_concurrency)?,
         users,
         sessions: sessions.clone(),
-        events: EventPublisher::new(js.clone(), &mut registry),
+        events: EventPublisher::new(
+            js.clone(),
+            KeyBindings::new(
+                js.clone(),
+                config.service.stream.events_duplicate_window,
+                replicas,
+            ),
+            &mut registry,
+        ),
         cache,
         limiter: limiter.clone(),
         gorse: gorse.clone(),
@@ -113,7 +121,7 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
     background.spawn(gorse.follow(js, replicas, shutdown.clone()));
     background.spawn(forget_idle_buckets(limiter, shutdown.clone()));
 
-    let app = http::router(state, observe);
+    let app = http::router(state, observe, &config.cors_allowed_origins);
     let drain_cap = config.service.shutdown_timeout;
     let task = tokio::spawn(async move {
         tracing::info!(%api_addr, %admin_addr, "edge listening");

@@ -5,6 +5,7 @@
 //! the route class's rate limit → the handler.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod feeds;
@@ -23,16 +24,23 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use tower::util::option_layer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use self::error::ApiError;
 use crate::rate_limit::Class;
 use crate::state::AppState;
 
-/// Builds the API router.
-pub fn router(state: Arc<AppState>, observe: Arc<observe::Observe>) -> Router {
+/// Builds the API router; pages from `cors_origins` may call it from browsers.
+pub fn router(
+    state: Arc<AppState>,
+    observe: Arc<observe::Observe>,
+    cors_origins: &[String],
+) -> Router {
     let limited = |routes: Router<Arc<AppState>>, class: Class| {
         routes.route_layer(from_fn_with_state((state.clone(), class), limits::limit))
     };
@@ -93,6 +101,11 @@ pub fn router(state: Arc<AppState>, observe: Arc<observe::Observe>) -> Router {
         .with_state(state.clone())
         .route_layer(from_fn(observe::record_route))
         .layer(from_fn_with_state(state, extract::auth::authenticate))
+        .layer(option_layer(cors::layer(cors_origins)))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(extract::BodyLimit(body_limit)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -26,7 +26,7 @@ use super::request_id::{REQUEST_ID_HEADER, valid_request_id, with_request_id};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
 
@@ -38,7 +38,7 @@ struct TraceExemplar {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -122,7 +122,7 @@ pub async fn observe(
         .get(&REQUEST_ID_HEADER)
         .and_then(valid_request_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let request_bytes = content_length(request.headers());
     let span = tracing::info_span!(
         "http.request",
@@ -175,7 +175,7 @@ pub async fn observe(
         span.record("otel.status_code", "ERROR");
     }
     let labels = RouteLabels {
-        method: method.clone(),
+        method,
         route: route.clone(),
     };
     observe
@@ -228,6 +228,26 @@ pub async fn observe(
     response
 }
 
+/// The method as a metric label and span name: the standard methods by name, anything else
+/// `OTHER`, so a client inventing methods cannot create new series.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("OTHER", Method::as_str)
+}
+
 fn content_length(headers: &axum::http::HeaderMap) -> Option<f64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -245,4 +265,19 @@ pub async fn record_route(request: Request, next: Next) -> Response {
         response.extensions_mut().insert(matched);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_methods_keep_their_name_and_others_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for invented in ["BREW", "get", "PROPFIND", "X"] {
+            let method = Method::from_bytes(invented.as_bytes()).expect("token");
+            assert_eq!(method_label(&method), "OTHER", "{invented}");
+        }
+    }
 }

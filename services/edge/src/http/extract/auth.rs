@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderValue;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -26,7 +27,9 @@ pub enum Credentials {
     Valid(VerifiedToken),
 }
 
-/// Layer: verifies the bearer token (if any) and leaves [`Credentials`] in the request.
+/// Layer: verifies the bearer token (if any) and leaves [`Credentials`] in the request. An
+/// answer to a request that carried credentials is personal: it gets `Cache-Control: no-store`
+/// so no shared cache or browser history keeps it.
 pub async fn authenticate(
     State(state): State<Arc<AppState>>,
     mut request: Request,
@@ -45,8 +48,16 @@ pub async fn authenticate(
             None => Credentials::Invalid(TokenError::Invalid),
         },
     };
+    let personal = !matches!(credentials, Credentials::Missing);
     request.extensions_mut().insert(credentials);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    if personal {
+        response
+            .headers_mut()
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// A signed-in caller with a live session.
