@@ -14,7 +14,7 @@ use crate::auth::jwt::TokenService;
 use crate::auth::password::Passwords;
 use crate::auth::sessions::{Session, Sessions};
 use crate::cache_client::CacheClient;
-use crate::events::{EventPublisher, IdempotencyKey, NotStored, Recorded};
+use crate::events::{EventPublisher, IdempotencyKey, RecordError, Recorded};
 use crate::rate_limit::RateLimiter;
 
 /// Shared by all handlers of one edge instance.
@@ -52,7 +52,7 @@ impl AppState {
         session: &Session,
         key: &IdempotencyKey,
         payload: Payload,
-    ) -> Result<Recorded, NotStored> {
+    ) -> Result<Recorded, RecordError> {
         self.events
             .record(key, session.user_id, &session.username, payload)
             .await

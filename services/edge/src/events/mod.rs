@@ -1,5 +1,6 @@
 //! Turning accepted writes into events: ids (fresh, or derived from the client's
-//! `Idempotency-Key`), publishing with the stream's acknowledgement, and publish metrics.
+//! `Idempotency-Key`, see [`idempotency`]), publishing with the stream's acknowledgement, and
+//! publish metrics.
 //!
 //! The edge answers 2xx only after JetStream acknowledged the event; a failed publish becomes a
 //! 503 with `Retry-After`, never a success for something that was not stored.
@@ -16,67 +17,9 @@ use sidechain_events::events::event::Payload;
 use sidechain_events::{EventId, EventKind, NewEvent, UserId};
 use sidechain_infra::nats::{self, PublishError, Stored};
 
-/// Namespace of ids derived from idempotency keys (UUID v5).
-const IDEMPOTENCY_NAMESPACE: uuid::Uuid =
-    uuid::Uuid::from_u128(0x5d1e_c4a1_7a1e_4b8e_9c0f_1d2e_3f4a_5b6c);
+pub mod idempotency;
 
-/// The name of the client action that produces events of `kind`, as answered in
-/// `ActionResponse.action` and mixed into every id derived from an `Idempotency-Key`.
-///
-/// These names are part of stored ids: changing one would make a retry after a deploy store
-/// its event twice. `the_derived_ids_are_stable` pins them.
-pub const fn action_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::UserRegistered => "register",
-        EventKind::PostCreated => "create_post",
-        EventKind::PostDeleted => "delete_post",
-        other => other.as_str(),
-    }
-}
-
-/// The client's `Idempotency-Key`: a client retrying a write with the same key gets the same
-/// event id (and the same new post or comment id), so the stream stores it once as long as the
-/// retry comes within the stream's duplicate window (`EVENTS_DUPLICATE_WINDOW`, 2 min).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdempotencyKey(Option<String>);
-
-/// A key that is not 1–255 visible ASCII characters.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Idempotency-Key must be 1–255 visible ASCII characters")]
-pub struct InvalidIdempotencyKey;
-
-impl IdempotencyKey {
-    /// No key: every id is fresh.
-    pub const NONE: Self = Self(None);
-
-    /// A key as the client sent it.
-    pub fn parse(key: &str) -> Result<Self, InvalidIdempotencyKey> {
-        let valid = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
-        valid
-            .then(|| Self(Some(key.to_owned())))
-            .ok_or(InvalidIdempotencyKey)
-    }
-
-    /// Id of the event of `kind` by `actor`.
-    pub fn event_id(&self, actor: UserId, kind: EventKind) -> EventId {
-        EventId::from_uuid(self.derive(actor, kind, "event"))
-    }
-
-    /// Id of the entity (`post`, `comment`) created by the event of `kind`.
-    pub fn entity_id(&self, actor: UserId, kind: EventKind, entity: &str) -> uuid::Uuid {
-        self.derive(actor, kind, entity)
-    }
-
-    fn derive(&self, actor: UserId, kind: EventKind, what: &str) -> uuid::Uuid {
-        match &self.0 {
-            Some(key) => uuid::Uuid::new_v5(
-                &IDEMPOTENCY_NAMESPACE,
-                format!("{actor}/{}/{key}/{what}", action_name(kind)).as_bytes(),
-            ),
-            None => uuid::Uuid::now_v7(),
-        }
-    }
-}
+pub use idempotency::{BindError, IdempotencyKey, InvalidIdempotencyKey, KeyBindings, action_name};
 
 /// An event the stream acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +34,32 @@ pub struct Recorded {
 #[derive(Debug, thiserror::Error)]
 #[error("event not stored: {0}")]
 pub struct NotStored(#[from] PublishError);
+
+/// Why a client's write was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The event store could not be reached: nothing was written; retry.
+    #[error("event not stored: {0}")]
+    NotStored(String),
+    /// The `Idempotency-Key` belongs to another request: nothing was written.
+    #[error("the Idempotency-Key was already used for a different request")]
+    KeyReused,
+}
+
+impl From<NotStored> for RecordError {
+    fn from(err: NotStored) -> Self {
+        RecordError::NotStored(err.to_string())
+    }
+}
+
+impl From<BindError> for RecordError {
+    fn from(err: BindError) -> Self {
+        match err {
+            BindError::Reused => RecordError::KeyReused,
+            BindError::Unavailable(reason) => RecordError::NotStored(reason),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PublishLabels {
@@ -107,13 +76,14 @@ struct KindLabels {
 #[derive(Debug, Clone)]
 pub struct EventPublisher {
     js: jetstream::Context,
+    bindings: KeyBindings,
     published: Family<PublishLabels, Counter>,
     duration: Family<KindLabels, Histogram>,
 }
 
 impl EventPublisher {
-    /// A publisher on `js`; registers its metrics.
-    pub fn new(js: jetstream::Context, registry: &mut Registry) -> Self {
+    /// A publisher on `js`, binding idempotency keys in `bindings`; registers its metrics.
+    pub fn new(js: jetstream::Context, bindings: KeyBindings, registry: &mut Registry) -> Self {
         let published = Family::<PublishLabels, Counter>::default();
         let duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(sidechain_telemetry::metrics::latency_buckets())
@@ -131,21 +101,23 @@ impl EventPublisher {
         );
         Self {
             js,
+            bindings,
             published,
             duration,
         }
     }
 
-    /// Stores `payload` as an event by `actor`, its id derived from `key`, and waits for the
-    /// acknowledgement.
+    /// Stores `payload` as an event by `actor`, its id derived from `key` (which must not have
+    /// been used for another request), and waits for the acknowledgement.
     pub async fn record(
         &self,
         key: &IdempotencyKey,
         actor: UserId,
         actor_username: &str,
         payload: Payload,
-    ) -> Result<Recorded, NotStored> {
+    ) -> Result<Recorded, RecordError> {
         let kind = EventKind::of(&payload);
+        self.bindings.bind(key, actor, &payload).await?;
         let event_id = key.event_id(actor, kind);
         self.publish(event_id, actor, actor_username, payload)
             .await?;
@@ -200,105 +172,6 @@ impl EventPublisher {
                 tracing::warn!(event_id = %event.id, kind, error = %err, "event not stored");
                 Err(NotStored(err))
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(text: &str) -> IdempotencyKey {
-        IdempotencyKey::parse(text).expect("valid key")
-    }
-
-    #[test]
-    fn the_same_key_gives_the_same_ids_and_different_keys_or_kinds_do_not() {
-        let actor = UserId::new();
-        let abc = key("abc");
-        assert_eq!(
-            abc.event_id(actor, EventKind::Like),
-            abc.event_id(actor, EventKind::Like)
-        );
-        assert_ne!(
-            abc.event_id(actor, EventKind::Like),
-            abc.event_id(actor, EventKind::Unlike)
-        );
-        assert_ne!(
-            abc.event_id(actor, EventKind::Like),
-            key("abd").event_id(actor, EventKind::Like)
-        );
-        assert_ne!(
-            abc.event_id(actor, EventKind::Like),
-            abc.event_id(UserId::new(), EventKind::Like)
-        );
-    }
-
-    #[test]
-    fn without_a_key_every_id_is_fresh() {
-        let actor = UserId::new();
-        let none = IdempotencyKey::NONE;
-        assert_ne!(
-            none.event_id(actor, EventKind::Like),
-            none.event_id(actor, EventKind::Like)
-        );
-    }
-
-    /// Ids derived before the action names came from the event kind were
-    /// `v5(namespace, "{actor}/{action}/{key}/{what}")` with the names each handler spelled
-    /// out. A retry across the deploy must still map onto the same event.
-    #[test]
-    fn the_derived_ids_are_stable() {
-        let actor: UserId = "0190c0de-0000-7000-8000-000000000001"
-            .parse()
-            .expect("user id");
-        let retry = key("retry-1");
-        let spelled_out = [
-            (EventKind::PostCreated, "create_post"),
-            (EventKind::PostDeleted, "delete_post"),
-            (EventKind::Like, "like"),
-            (EventKind::Unlike, "unlike"),
-            (EventKind::Play, "play"),
-            (EventKind::View, "view"),
-            (EventKind::Download, "download"),
-            (EventKind::Repost, "repost"),
-            (EventKind::Unrepost, "unrepost"),
-            (EventKind::Comment, "comment"),
-            (EventKind::Follow, "follow"),
-            (EventKind::Unfollow, "unfollow"),
-            (EventKind::Logout, "logout"),
-        ];
-        for (kind, old_name) in spelled_out {
-            let old = |what: &str| {
-                uuid::Uuid::new_v5(
-                    &IDEMPOTENCY_NAMESPACE,
-                    format!("{actor}/{old_name}/retry-1/{what}").as_bytes(),
-                )
-            };
-            assert_eq!(
-                *retry.event_id(actor, kind).as_uuid(),
-                old("event"),
-                "{kind}"
-            );
-            assert_eq!(retry.entity_id(actor, kind, "post"), old("post"), "{kind}");
-        }
-        // And one literal value, so a change of namespace or format is caught too.
-        assert_eq!(
-            retry.event_id(actor, EventKind::Like).to_string(),
-            "01ad6fd7-e011-51f6-b3cb-317fe5f06cd2"
-        );
-    }
-
-    #[test]
-    fn keys_are_one_to_255_visible_ascii_characters() {
-        assert!(IdempotencyKey::parse("a").is_ok());
-        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
-        for bad in ["", "has space", "tab\t", "é", &"k".repeat(256)] {
-            assert_eq!(
-                IdempotencyKey::parse(bad),
-                Err(InvalidIdempotencyKey),
-                "{bad:?}"
-            );
         }
     }
 }

@@ -243,7 +243,7 @@ pub async fn me(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
-    responses((status = 200, description = "Token revoked", body = ActionResponse), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Token revoked", body = ActionResponse), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn logout(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
@@ -254,6 +254,8 @@ pub async fn logout(
         token_sha256: user.token.sha256.clone(),
         expires_at_ms: user.token.expires_at.timestamp_millis(),
     });
+    // Keyed per token: one logout with a reused key must not swallow another token's.
+    let key = key.for_target(&user.token.token_id);
     let recorded = state.record(&user.session, &key, payload).await?;
     state.sessions.revoke(&user.token).await;
     Ok(Json(ActionResponse::new(recorded, user.session.user_id)))

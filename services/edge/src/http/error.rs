@@ -20,7 +20,7 @@ use super::request_id::current_request_id;
 use crate::auth::jwt::TokenError;
 use crate::auth::sessions::SessionError;
 use crate::cache_client::CacheError;
-use crate::events::{InvalidIdempotencyKey, NotStored};
+use crate::events::{InvalidIdempotencyKey, NotStored, RecordError};
 
 /// An error answered to the client.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -54,6 +54,14 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict {
         /// e.g. `username_taken`.
+        code: &'static str,
+        /// Human text.
+        message: String,
+    },
+    /// Well-formed but cannot be applied as sent (422).
+    #[error("{message}")]
+    Unprocessable {
+        /// e.g. `idempotency_key_reused`.
         code: &'static str,
         /// Human text.
         message: String,
@@ -115,6 +123,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -129,6 +138,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
             | ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. }
             | ApiError::Unavailable { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
@@ -193,6 +203,23 @@ impl From<NotStored> for ApiError {
             "event_store_unavailable",
             "the change could not be recorded; retry shortly",
         )
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(err: RecordError) -> Self {
+        match err {
+            RecordError::NotStored(_) => ApiError::unavailable(
+                "event_store_unavailable",
+                "the change could not be recorded; retry shortly",
+            ),
+            RecordError::KeyReused => ApiError::Unprocessable {
+                code: "idempotency_key_reused",
+                message: "this Idempotency-Key was already used for a different request; \
+                          use a new key for a new request"
+                    .into(),
+            },
+        }
     }
 }
 

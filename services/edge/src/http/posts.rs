@@ -94,7 +94,7 @@ fn normalise_genres(genres: &[String]) -> Vec<String> {
     security(("bearer" = [])),
     request_body = CreatePostRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key creates the post once")),
-    responses(
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), 
         (status = 201, description = "Stored", body = PostView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
@@ -154,7 +154,7 @@ pub async fn create(
 #[utoipa::path(delete, path = "/api/v1/posts/{id}", tag = "posts",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Post id (UUID)")),
-    responses(
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), 
         (status = 200, description = "Deleted", body = ActionResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "Not the author", body = ErrorBody),
@@ -203,7 +203,7 @@ impl Validate for PlayRequest {
     request_body = PlayRequest,
     params(("id" = String, Path, description = "Post id (UUID)"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
-    responses(
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), 
         (status = 200, description = "Stored", body = ActionResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
@@ -264,7 +264,7 @@ async fn touch(
 #[utoipa::path(post, path = "/api/v1/posts/{id}/view", tag = "interactions",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Post id (UUID)")),
-    responses((status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn view(
     State(state): State<Arc<AppState>>,
@@ -279,7 +279,7 @@ pub async fn view(
 #[utoipa::path(post, path = "/api/v1/posts/{id}/download", tag = "interactions",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Post id (UUID)")),
-    responses((status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn download(
     State(state): State<Arc<AppState>>,
@@ -294,7 +294,7 @@ pub async fn download(
 #[utoipa::path(post, path = "/api/v1/posts/{id}/repost", tag = "interactions",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Post id (UUID)")),
-    responses((status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn repost(
     State(state): State<Arc<AppState>>,
@@ -309,7 +309,7 @@ pub async fn repost(
 #[utoipa::path(delete, path = "/api/v1/posts/{id}/repost", tag = "interactions",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Post id (UUID)")),
-    responses((status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unrepost(
     State(state): State<Arc<AppState>>,
@@ -343,7 +343,7 @@ impl Validate for CommentRequest {
     request_body = CommentRequest,
     params(("id" = String, Path, description = "Post id (UUID)"),
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key comments once")),
-    responses(
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), 
         (status = 201, description = "Stored", body = CommentView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "No such post or parent comment", body = ErrorBody),

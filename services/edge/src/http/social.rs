@@ -70,7 +70,7 @@ impl Validate for FollowRequest {
     security(("bearer" = [])),
     request_body = LikeRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
-    responses((status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn like(
@@ -94,7 +94,7 @@ pub async fn like(
     security(("bearer" = [])),
     request_body = UnlikeRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
-    responses((status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unlike(
@@ -140,7 +140,7 @@ async fn change_follow(
 #[utoipa::path(post, path = "/api/v1/social/follow", tag = "social",
     security(("bearer" = [])),
     request_body = FollowRequest,
-    responses((status = 200, body = ActionResponse), (status = 400, description = "Invalid, or `cannot_follow_self`", body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, description = "Invalid, or `cannot_follow_self`", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn follow(
     State(state): State<Arc<AppState>>,
@@ -155,7 +155,7 @@ pub async fn follow(
 #[utoipa::path(post, path = "/api/v1/social/unfollow", tag = "social",
     security(("bearer" = [])),
     request_body = FollowRequest,
-    responses((status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unfollow(
     State(state): State<Arc<AppState>>,
@@ -170,7 +170,7 @@ pub async fn unfollow(
 #[utoipa::path(post, path = "/api/v1/users/{id}/follow", tag = "social",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id (UUID)")),
-    responses((status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn follow_user(
     State(state): State<Arc<AppState>>,
@@ -185,7 +185,7 @@ pub async fn follow_user(
 #[utoipa::path(delete, path = "/api/v1/users/{id}/follow", tag = "social",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id (UUID)")),
-    responses((status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unfollow_user(
     State(state): State<Arc<AppState>>,

@@ -1,0 +1,278 @@
+//! What a hostile or merely careless client meets at the edge: bounded metric labels, headers
+//! that keep answers out of caches and sniffers, CORS preflights that cost nothing, and
+//! idempotency keys bound to the request they were first used with.
+
+mod common;
+
+use common::{Backends, Edge, stream_events, subjects};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn series(metrics: &str, name: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .count()
+}
+
+#[tokio::test]
+async fn invented_methods_and_paths_add_no_metric_series() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source().with("RATE_LIMIT_DEFAULT", "100000/1m")).await;
+    let send = |method: &str, path: String| {
+        let request = edge.client.request(
+            Method::from_bytes(method.as_bytes()).expect("method token"),
+            format!("{}{path}", edge.base),
+        );
+        async move { request.send().await.expect("answered").status() }
+    };
+    // One of each kind first: an invented method and a real one on an unknown path, and an
+    // invented method on a known route.
+    send("BREW", "/warm/up".into()).await;
+    send("GET", "/warm/up".into()).await;
+    send("BREW", "/api/v1/feed/trending".into()).await;
+    let before = edge.metrics().await;
+
+    for n in 0..1_000u32 {
+        let method = format!("M{n:04X}");
+        let status = send(&method, format!("/random/{}/{n}", uuid::Uuid::new_v4())).await;
+        assert!(status.is_client_error(), "{method}: {status}");
+        if n % 10 == 0 {
+            send("GET", format!("/api/v1/nope-{n}")).await;
+            send(&method, "/api/v1/feed/trending".into()).await;
+        }
+    }
+    let after = edge.metrics().await;
+    for name in [
+        "sidechain_http_requests_total",
+        "sidechain_http_request_duration_seconds_count",
+    ] {
+        assert_eq!(series(&after, name), series(&before, name), "{name}");
+    }
+    assert!(
+        after.contains(r#"method="OTHER",route="unmatched""#),
+        "{after}"
+    );
+    assert!(!after.contains("M0001") && !after.contains("/random/"));
+}
+
+#[tokio::test]
+async fn answers_carry_nosniff_and_personal_ones_no_store() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let user = edge.register("headers").await;
+
+    let public = edge.call(Method::GET, "/health", None, None).await;
+    assert_eq!(public.headers["x-content-type-options"], "nosniff");
+    assert!(public.headers.get("cache-control").is_none());
+
+    let me = edge
+        .call(Method::GET, "/api/v1/auth/me", Some(&user.token), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.headers["x-content-type-options"], "nosniff");
+    assert_eq!(me.headers["cache-control"], "no-store");
+
+    // Errors to a request with credentials are personal too.
+    let bad = edge
+        .call(Method::GET, "/api/v1/auth/me", Some("not.a.token"), None)
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bad.headers["cache-control"], "no-store");
+    assert_eq!(bad.headers["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn preflights_from_allowed_origins_need_no_token_and_spend_no_quota() {
+    const WEB_APP: &str = "http://localhost:5173";
+    let backends = Backends::start();
+    let edge = Edge::start(
+        backends
+            .source()
+            .with("CORS_ALLOWED_ORIGINS", WEB_APP)
+            .with("RATE_LIMIT_DEFAULT", "2/1m"),
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        edge.client
+            .request(Method::OPTIONS, format!("{}/api/v1/social/like", edge.base))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type,idempotency-key",
+            )
+            .send()
+    };
+    for _ in 0..5 {
+        let answer = preflight(WEB_APP).await.expect("preflight");
+        assert!(answer.status().is_success(), "{}", answer.status());
+        assert_eq!(answer.headers()["access-control-allow-origin"], WEB_APP);
+        let allowed = answer.headers()["access-control-allow-headers"]
+            .to_str()
+            .expect("ascii")
+            .to_ascii_lowercase();
+        assert!(
+            allowed.contains("authorization") && allowed.contains("idempotency-key"),
+            "{allowed}"
+        );
+    }
+    let stranger = preflight("https://evil.example").await.expect("preflight");
+    assert!(
+        stranger
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    // The real request: the browser may read the answer and the request id.
+    let answer = edge
+        .client
+        .get(format!("{}/api/v1/feed/trending", edge.base))
+        .header("Origin", WEB_APP)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(answer.headers()["access-control-allow-origin"], WEB_APP);
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+}
+
+#[tokio::test]
+async fn without_configured_origins_no_cors_headers_are_sent() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let answer = edge
+        .client
+        .get(format!("{}/health", edge.base))
+        .header("Origin", "http://localhost:5173")
+        .send()
+        .await
+        .expect("get");
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+async fn keyed(
+    edge: &Edge,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: Option<Value>,
+) -> common::Reply {
+    let mut request = edge
+        .client
+        .post(format!("{}{path}", edge.base))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.expect("answered");
+    common::Reply {
+        status: answer.status(),
+        headers: answer.headers().clone(),
+        body: answer.json().await.expect("json"),
+    }
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_request_is_refused_and_stores_nothing() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let alice = edge.register("alice_keys").await;
+    let bob = edge.register("bob_keys").await;
+    let carol = edge.register("carol_keys").await;
+    let follow = |target: &str| Some(json!({ "target_user_id": target }));
+
+    let first = keyed(
+        &edge,
+        "/api/v1/social/follow",
+        &alice.token,
+        "k-1",
+        follow(&bob.id),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    // The same request again is a retry: same event, stored once.
+    let retry = keyed(
+        &edge,
+        "/api/v1/social/follow",
+        &alice.token,
+        "k-1",
+        follow(&bob.id),
+    )
+    .await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(retry.body["event_id"], first.body["event_id"]);
+    // Another target, or another action, with the same key: refused.
+    for (path, target) in [
+        ("/api/v1/social/follow", &carol.id),
+        ("/api/v1/social/unfollow", &bob.id),
+    ] {
+        let reused = keyed(&edge, path, &alice.token, "k-1", follow(target)).await;
+        assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(reused.body["error"], "idempotency_key_reused");
+        assert!(
+            reused.body["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
+    }
+    // Keys belong to their user: bob may use the same text.
+    let bobs = keyed(
+        &edge,
+        "/api/v1/social/follow",
+        &bob.token,
+        "k-1",
+        follow(&carol.id),
+    )
+    .await;
+    assert_eq!(bobs.status, StatusCode::OK);
+
+    let events = stream_events(&backends.nats.url()).await;
+    let follows = subjects(&events)
+        .into_iter()
+        .filter(|s| *s == "events.follow" || *s == "events.unfollow")
+        .count();
+    assert_eq!(follows, 2, "{:?}", subjects(&events));
+}
+
+#[tokio::test]
+async fn one_logout_with_a_reused_key_cannot_swallow_another() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let user = edge.register("two_devices").await;
+    let login = json!({ "email": "two_devices@example.com", "password": "correct horse battery" });
+    let second = edge
+        .call(Method::POST, "/api/v1/auth/login", None, Some(login))
+        .await;
+    let second_token = second.body["auth"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    for token in [&user.token, &second_token] {
+        let out = keyed(&edge, "/api/v1/auth/logout", token, "logout-key", None).await;
+        assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
+    }
+    for token in [&user.token, &second_token] {
+        let me = edge
+            .call(Method::GET, "/api/v1/auth/me", Some(token), None)
+            .await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    }
+    let events = stream_events(&backends.nats.url()).await;
+    let logouts = subjects(&events)
+        .into_iter()
+        .filter(|s| *s == "events.logout")
+        .count();
+    assert_eq!(logouts, 2);
+}
