@@ -78,6 +78,8 @@ struct Raw {
     rate_limit_auth: String,
     #[serde(default = "upload_quota")]
     rate_limit_upload: String,
+    #[serde(default = "login_account_quota")]
+    rate_limit_login_account: String,
     #[serde(default = "default_backend")]
     rate_limit_backend: String,
     #[serde(default)]
@@ -112,6 +114,9 @@ fn default_quota() -> String {
 }
 fn auth_quota() -> String {
     "10/1m".to_owned()
+}
+fn login_account_quota() -> String {
+    "10/15m".to_owned()
 }
 fn upload_quota() -> String {
     "20/1m".to_owned()
@@ -173,6 +178,8 @@ impl EdgeConfig {
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_AUTH", e))?,
             upload: Quota::parse(&raw.rate_limit_upload)
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_UPLOAD", e))?,
+            login: Quota::parse(&raw.rate_limit_login_account)
+                .map_err(|e| ConfigError::invalid("RATE_LIMIT_LOGIN_ACCOUNT", e))?,
             backend: Backend::parse(&raw.rate_limit_backend)
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_BACKEND", e))?,
         };

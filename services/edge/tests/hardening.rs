@@ -276,3 +276,103 @@ async fn one_logout_with_a_reused_key_cannot_swallow_another() {
         .count();
     assert_eq!(logouts, 2);
 }
+
+#[tokio::test]
+async fn rate_limits_cannot_be_bought_with_tokens_or_dodged_by_unknown_paths() {
+    let backends = Backends::start();
+    let edge = Edge::start(
+        backends
+            .source()
+            .with("RATE_LIMIT_AUTH", "4/1m")
+            .with("RATE_LIMIT_DEFAULT", "3/1m"),
+    )
+    .await;
+    // Two registrations spend two of the address's four auth requests.
+    let first = edge.register("budget_one").await;
+    let second = edge.register("budget_two").await;
+    // Each token's refresh spends the same address budget, not a budget of its own.
+    for user in [&first, &second] {
+        let refreshed = edge
+            .call(
+                Method::POST,
+                "/api/v1/auth/refresh",
+                Some(&user.token),
+                None,
+            )
+            .await;
+        assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    }
+    let limited = edge
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            Some(&first.token),
+            None,
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key("retry-after"));
+
+    // Unknown paths spend the default budget of the address.
+    let statuses: Vec<StatusCode> = futures_statuses(&edge, 4).await;
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
+
+async fn futures_statuses(edge: &Edge, n: usize) -> Vec<StatusCode> {
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        statuses.push(
+            edge.call(Method::GET, &format!("/api/v1/probe-{i}"), None, None)
+                .await
+                .status,
+        );
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn one_account_meets_a_backoff_after_repeated_sign_in_attempts() {
+    let backends = Backends::start();
+    let edge = Edge::start(
+        backends
+            .source()
+            .with("RATE_LIMIT_AUTH", "1000/1m")
+            .with("RATE_LIMIT_LOGIN_ACCOUNT", "3/15m"),
+    )
+    .await;
+    edge.register("victim").await;
+    edge.register("bystander").await;
+    let login = |who: &str, password: &str| {
+        edge.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": who, "password": password })),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            login("victim", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The account now waits, whichever spelling of its login is tried, even with the right
+    // password; other accounts do not.
+    for who in ["victim", "VICTIM", "victim@example.com"] {
+        let limited = login(who, "correct horse battery").await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{who}");
+        assert!(limited.headers.contains_key("retry-after"));
+    }
+    assert_eq!(
+        login("bystander", "correct horse battery").await.status,
+        StatusCode::OK
+    );
+}

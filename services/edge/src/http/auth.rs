@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 use sidechain_events::UserId;
 use sidechain_events::events::{Logout, UserRegistered, event::Payload};
 use sidechain_events::rpc::UserRecord;
@@ -21,6 +22,7 @@ use super::views::{
 use super::error::{ApiError, ErrorBody};
 use crate::auth::jwt::TokenError;
 use crate::events::IdempotencyKey;
+use crate::rate_limit::Class;
 use crate::state::AppState;
 
 /// `POST /api/v1/auth/register`.
@@ -172,7 +174,25 @@ pub async fn login(
         .as_deref()
         .or(body.username.as_deref())
         .unwrap_or_default();
-    let user = state.users.by_login(login.trim()).await?;
+    let login = login.trim();
+    let user = state.users.by_login(login).await?;
+    // Per account, whatever the address or the spelling (username or email): guessing one
+    // user's password from many addresses meets a backoff (the auth class limits each address
+    // on its own). Unknown logins are limited by their text, so they answer the same way.
+    let account = match &user {
+        Some(user) => format!("account:{}", user.id),
+        None => format!(
+            "login:{}",
+            hex::encode(Sha256::digest(login.to_lowercase()))
+        ),
+    };
+    let attempt = state.limiter.check(Class::Login, &account).await;
+    if !attempt.allowed {
+        tracing::info!("sign-in attempts on one account limited");
+        return Err(ApiError::RateLimited {
+            retry_after: attempt.retry_after,
+        });
+    }
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     // Always verify (against a decoy when the user is unknown) so timing reveals nothing.
     let verified = state.passwords.verify(body.password, hash).await;

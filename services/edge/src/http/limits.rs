@@ -29,8 +29,12 @@ pub async fn limit(
     request: Request,
     next: Next,
 ) -> Response {
+    // The auth class is keyed by address only: a token (valid, expired or revoked) must not
+    // buy a fresh budget of sign-in attempts.
     let subject = match request.extensions().get::<Credentials>() {
-        Some(Credentials::Valid(token)) => format!("user:{}", token.user_id),
+        Some(Credentials::Valid(token)) if class != Class::Auth => {
+            format!("user:{}", token.user_id)
+        }
         _ => {
             let peer = request
                 .extensions()

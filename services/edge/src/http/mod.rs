@@ -96,7 +96,15 @@ pub fn router(
         .merge(limited(upload_class, Class::Upload))
         .merge(limited(default_class, Class::Default))
         .merge(unlimited)
-        .fallback(|| async { ApiError::NotFound("no such route".into()).into_response() })
+        // Unknown paths spend the default budget too: probing is not free.
+        .merge(
+            Router::new()
+                .fallback(|| async { ApiError::NotFound("no such route".into()).into_response() })
+                .layer(from_fn_with_state(
+                    (state.clone(), Class::Default),
+                    limits::limit,
+                )),
+        )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
         .with_state(state.clone())
         .route_layer(from_fn(observe::record_route))

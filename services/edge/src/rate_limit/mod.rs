@@ -30,6 +30,10 @@ pub enum Class {
     Auth,
     /// Post creation.
     Upload,
+    /// Sign-in attempts on one account, whatever address they come from (keyed
+    /// `account:<sha256 of the login>`): guessing one user's password from many addresses
+    /// meets a backoff that the per-address auth class can't give.
+    Login,
 }
 
 impl Class {
@@ -39,6 +43,7 @@ impl Class {
             Class::Default => "default",
             Class::Auth => "auth",
             Class::Upload => "upload",
+            Class::Login => "login",
         }
     }
 }
@@ -123,6 +128,8 @@ pub struct RateLimits {
     pub auth: Quota,
     /// `RATE_LIMIT_UPLOAD` (20/1m): post creation.
     pub upload: Quota,
+    /// `RATE_LIMIT_LOGIN_ACCOUNT` (10/15m): sign-in attempts per account.
+    pub login: Quota,
     /// `RATE_LIMIT_BACKEND` (`redis`): `redis` (shared, in-process fallback), `local`
     /// (in-process only) or `off`.
     pub backend: Backend,
@@ -135,6 +142,7 @@ impl RateLimits {
             Class::Default => self.default,
             Class::Auth => self.auth,
             Class::Upload => self.upload,
+            Class::Login => self.login,
         }
     }
 }
@@ -192,7 +200,7 @@ struct Inner {
     redis: RedisConn,
     script: redis::Script,
     quotas: RateLimits,
-    local: [(Class, LocalBuckets); 3],
+    local: [(Class, LocalBuckets); 4],
     in_fallback: AtomicBool,
     /// Milliseconds since `epoch` before which Redis is not tried again.
     redis_retry_at_ms: AtomicU64,
@@ -248,6 +256,7 @@ impl RateLimiter {
                     local(Class::Default),
                     local(Class::Auth),
                     local(Class::Upload),
+                    local(Class::Login),
                 ],
                 in_fallback: AtomicBool::new(false),
                 redis_retry_at_ms: AtomicU64::new(0),
