@@ -88,8 +88,8 @@ pub fn apply(
     event: &DecodedEvent,
     effects: &mut Effects,
 ) {
-    let actor = event.actor;
-    let at = event.event.occurred_at_ms;
+    let actor = event.actor();
+    let at = event.occurred_at_ms();
     match event.payload() {
         Payload::PostCreated(created) => {
             let Some(post_id) = parse::<PostId>(&created.post_id) else {
@@ -98,7 +98,7 @@ pub fn apply(
             let post = Post {
                 id: post_id.to_string(),
                 user_id: actor.to_string(),
-                username: event.event.actor_username.clone(),
+                username: event.actor_username().to_owned(),
                 title: created.title.clone(),
                 audio_url: created.audio_url.clone(),
                 waveform_url: created.waveform_url.clone(),
@@ -198,7 +198,7 @@ pub fn apply(
                 id: comment_id.to_string(),
                 post_id: post_id.to_string(),
                 user_id: actor.to_string(),
-                username: event.event.actor_username.clone(),
+                username: event.actor_username().to_owned(),
                 content: comment.content.clone(),
                 parent_id: comment.parent_id.clone(),
                 created_at_ms: at,

@@ -251,7 +251,7 @@ impl Applier {
             match decode_event(&message.payload) {
                 Ok(event) => {
                     apply::apply(&mut pipe, &self.scripts, &self.config, &event, &mut effects);
-                    kinds.push(event.kind.as_str());
+                    kinds.push(event.kind().as_str());
                     trace_applied(&event, message);
                 }
                 Err(err) => {
@@ -356,12 +356,12 @@ fn trace_applied(event: &DecodedEvent, message: &Message) {
         messaging.system = "nats",
         messaging.operation.type = "process",
         messaging.destination.name = %message.subject,
-        messaging.message.id = %event.id,
+        messaging.message.id = %event.id(),
         trace_id = tracing::field::Empty,
     );
     sidechain_telemetry::propagation::continue_trace(
         &span,
         sidechain_telemetry::propagation::extract_nats(message.headers.as_ref()),
     );
-    span.in_scope(|| tracing::debug!(kind = event.kind.as_str(), "applied"));
+    span.in_scope(|| tracing::debug!(kind = event.kind().as_str(), "applied"));
 }
