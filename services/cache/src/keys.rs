@@ -24,6 +24,8 @@
 
 use sidechain_events::{CommentId, PostId, UserId};
 
+use crate::feeds::{Feed, Scope};
+
 /// A post's hash.
 pub fn post(post: PostId) -> String {
     format!("post:{{{post}}}")
@@ -71,8 +73,13 @@ pub fn followers(user: UserId) -> String {
 
 /// A user's fanned-out timeline.
 pub fn timeline(user: UserId) -> String {
-    format!("timeline:{{{user}}}")
+    format!("{TIMELINE_PREFIX}{user}{TAG_END}")
 }
+
+/// What precedes the user id in [`timeline`] keys (the fan-out script builds them).
+pub const TIMELINE_PREFIX: &str = "timeline:{";
+/// What follows the id in keys tagged with it.
+pub const TAG_END: &str = "}";
 
 /// Newest posts.
 pub const RECENT: &str = "recent";
@@ -83,9 +90,18 @@ pub const APPLIED_SEQ: &str = "readmodel:applied_seq";
 /// Held while one instance resets the consumer for a rebuild.
 pub const REBUILD_LOCK: &str = "readmodel:rebuild_lock";
 
-/// Cached pages of a scope (see [`crate::feeds::Scope`]).
-pub fn page(scope: &str) -> String {
-    format!("page:{scope}")
+/// What precedes the scope in [`page`] keys.
+const PAGE_PREFIX: &str = "page:";
+
+/// Cached pages of a scope.
+pub fn page(scope: &Scope) -> String {
+    format!("{PAGE_PREFIX}{scope}")
+}
+
+/// What precedes the user id in the [`page`] keys of `feed`'s scopes (the fan-out script
+/// builds them).
+pub fn page_prefix(feed: Feed) -> String {
+    format!("{PAGE_PREFIX}{}", feed.scope_prefix())
 }
 
 pub use sidechain_infra::sessions::{jwt_cache_key as jwt_cache, revoked_key as revoked};
@@ -106,6 +122,15 @@ mod tests {
             post_comment_data(id),
         ] {
             assert!(key.ends_with(&tag), "{key}");
+        }
+    }
+
+    #[test]
+    fn prefixes_handed_to_scripts_spell_the_same_keys() {
+        let user = UserId::new();
+        assert_eq!(format!("{TIMELINE_PREFIX}{user}{TAG_END}"), timeline(user));
+        for scope in [Scope::Timeline(user), Scope::Unified(user)] {
+            assert_eq!(format!("{}{user}", page_prefix(scope.feed())), page(&scope));
         }
     }
 

@@ -69,15 +69,13 @@ impl Default for Scripts {
 #[derive(Debug, Default)]
 pub struct Effects {
     /// Page scopes whose membership changed.
-    pub scopes: BTreeSet<String>,
+    pub scopes: BTreeSet<Scope>,
     /// Posts whose data or counts changed.
     pub posts: BTreeSet<String>,
     /// Users whose following set changed.
     pub following_of: BTreeSet<String>,
     /// Tokens revoked by logouts.
     pub revoked: Vec<TokenRevoked>,
-    /// Authors whose fan-out script result comes back from the transaction, in order.
-    pub fanouts: usize,
 }
 
 /// Adds the commands of `event` to the transaction `pipe`.
@@ -127,7 +125,7 @@ pub fn apply(
             pipe.zremrangebyrank(keys::RECENT, 0, -(config.recent_cap as isize) - 1)
                 .ignore();
             add_to_timeline(pipe, actor, post_id, at, config.timeline_cap);
-            fan_out(pipe, scripts, config, actor, post_id, at, "add", effects);
+            fan_out(pipe, scripts, config, actor, post_id, at, "add");
             invalidate_author(pipe, actor, effects);
             effects.posts.insert(post_id.to_string());
         }
@@ -141,7 +139,7 @@ pub fn apply(
             pipe.zrem(keys::RECENT, post_id.to_string()).ignore();
             pipe.zrem(keys::timeline(actor), post_id.to_string())
                 .ignore();
-            fan_out(pipe, scripts, config, actor, post_id, at, "remove", effects);
+            fan_out(pipe, scripts, config, actor, post_id, at, "remove");
             invalidate_author(pipe, actor, effects);
             invalidate(pipe, Scope::Trending, effects);
             effects.posts.insert(post_id.to_string());
@@ -275,7 +273,8 @@ fn add_to_timeline(pipe: &mut Pipeline, user: UserId, post: PostId, at: i64, cap
         .ignore();
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Queues the fan-out script. Unlike every other command its result is kept: the followers
+/// reached come back from `EXEC`, in order, and their pages are invalidated in memory.
 fn fan_out(
     pipe: &mut Pipeline,
     scripts: &Scripts,
@@ -284,21 +283,27 @@ fn fan_out(
     post: PostId,
     at: i64,
     mode: &str,
-    effects: &mut Effects,
 ) {
-    // The result (followers reached) is read after EXEC; see `Effects::fanouts`.
-    pipe.invoke_script(
-        scripts
-            .fanout
-            .key(keys::followers(author))
-            .arg(post.to_string())
-            .arg(at)
-            .arg(mode)
-            .arg(config.fanout_limit)
-            .arg(config.timeline_cap)
-            .arg(author.to_string()),
-    );
-    effects.fanouts += 1;
+    let mut invocation = scripts.fanout.key(keys::followers(author));
+    invocation
+        .key(keys::BIG_AUTHORS)
+        .arg(post.to_string())
+        .arg(at)
+        .arg(mode)
+        .arg(config.fanout_limit)
+        .arg(config.timeline_cap)
+        .arg(author.to_string())
+        .arg(keys::TIMELINE_PREFIX)
+        .arg(keys::TAG_END);
+    for scope in fanned_out_scopes(author) {
+        invocation.arg(keys::page_prefix(scope.feed()));
+    }
+    pipe.invoke_script(&invocation);
+}
+
+/// The scopes whose pages the fan-out script dropped in Redis for `follower`.
+pub fn fanned_out_scopes(follower: UserId) -> [Scope; 2] {
+    [Scope::Timeline(follower), Scope::Unified(follower)]
 }
 
 fn backfill(
@@ -372,9 +377,8 @@ fn count(
 }
 
 fn invalidate(pipe: &mut Pipeline, scope: Scope, effects: &mut Effects) {
-    let name = scope.to_string();
-    pipe.del(keys::page(&name)).ignore();
-    effects.scopes.insert(name);
+    pipe.del(keys::page(&scope)).ignore();
+    effects.scopes.insert(scope);
 }
 
 fn invalidate_author(pipe: &mut Pipeline, author: UserId, effects: &mut Effects) {

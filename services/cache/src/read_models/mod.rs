@@ -265,10 +265,9 @@ impl Applier {
         }
         pipe.set(keys::APPLIED_SEQ, last_seq).ignore();
         let fanouts: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-        for followers in fanouts {
-            for follower in followers {
-                effects.scopes.insert(format!("timeline:{follower}"));
-                effects.scopes.insert(format!("unified:{follower}"));
+        for follower in fanouts.iter().flatten() {
+            if let Ok(follower) = follower.parse() {
+                effects.scopes.extend(apply::fanned_out_scopes(follower));
             }
         }
         for kind in kinds {
@@ -332,7 +331,7 @@ impl Applier {
             }
         }
         let invalidation = CacheInvalidation {
-            page_scopes: effects.scopes.into_iter().collect(),
+            page_scopes: effects.scopes.iter().map(ToString::to_string).collect(),
             post_ids: effects.posts.into_iter().collect(),
             following_of: effects.following_of.into_iter().collect(),
             everything,
