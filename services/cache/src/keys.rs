@@ -6,7 +6,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `post:{P}` | hash | `data` (protobuf `Post`), counts (`likes`, `plays`, `comments`, `reposts`, `views`, `downloads`), `deleted` |
+//! | `post:{P}` | hash | `data` (protobuf `Post`), one field per count (`likes`, `plays`, …: [`crate::counts::Count`]), `deleted` |
 //! | `post_likes:{P}`, `post_reposts:{P}` | set | who liked / reposted |
 //! | `post_comments:{P}` | sorted set | comment ids by time |
 //! | `post_comment_data:{P}` | hash | comment id → protobuf `CommentItem` |

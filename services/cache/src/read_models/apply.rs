@@ -14,6 +14,7 @@ use sidechain_events::rpc::{CommentItem, Post, TokenRevoked};
 use sidechain_events::{CommentId, DecodedEvent, PostId, UserId};
 
 use crate::config::ModelConfig;
+use crate::counts::Count;
 use crate::feeds::Scope;
 use crate::keys;
 
@@ -109,15 +110,8 @@ pub fn apply(
             };
             let post_key = keys::post(post_id);
             pipe.hset(&post_key, "data", post.encode_to_vec()).ignore();
-            for field in [
-                "likes",
-                "plays",
-                "comments",
-                "reposts",
-                "views",
-                "downloads",
-            ] {
-                pipe.hset_nx(&post_key, field, 0).ignore();
+            for count in Count::ALL {
+                pipe.hset_nx(&post_key, count.field(), 0).ignore();
             }
             pipe.zadd(keys::user_posts(actor), post_id.to_string(), at)
                 .ignore();
@@ -180,10 +174,10 @@ pub fn apply(
             Relation::Repost,
             effects,
         ),
-        Payload::Play(play) => count(pipe, scripts, &play.post_id, "plays", effects),
-        Payload::View(view) => count(pipe, scripts, &view.post_id, "views", effects),
+        Payload::Play(play) => count(pipe, scripts, &play.post_id, Count::Plays, effects),
+        Payload::View(view) => count(pipe, scripts, &view.post_id, Count::Views, effects),
         Payload::Download(download) => {
-            count(pipe, scripts, &download.post_id, "downloads", effects)
+            count(pipe, scripts, &download.post_id, Count::Downloads, effects)
         }
         Payload::Comment(comment) => {
             let (Some(post_id), Some(comment_id)) = (
@@ -209,7 +203,8 @@ pub fn apply(
                     .key(keys::post_comment_data(post_id))
                     .arg(comment_id.to_string())
                     .arg(at)
-                    .arg(item.encode_to_vec()),
+                    .arg(item.encode_to_vec())
+                    .arg(Count::Comments.field()),
             )
             .ignore();
             pipe.hset_multiple(
@@ -344,9 +339,9 @@ fn relation(
     let Some(post) = parse::<PostId>(post_id) else {
         return;
     };
-    let (set, field) = match relation {
-        Relation::Like => (keys::post_likes(post), "likes"),
-        Relation::Repost => (keys::post_reposts(post), "reposts"),
+    let (set, count) = match relation {
+        Relation::Like => (keys::post_likes(post), Count::Likes),
+        Relation::Repost => (keys::post_reposts(post), Count::Reposts),
     };
     pipe.invoke_script(
         scripts
@@ -355,7 +350,7 @@ fn relation(
             .key(keys::post(post))
             .arg(user.to_string())
             .arg(mode)
-            .arg(field),
+            .arg(count.field()),
     )
     .ignore();
     effects.posts.insert(post.to_string());
@@ -365,13 +360,13 @@ fn count(
     pipe: &mut Pipeline,
     scripts: &Scripts,
     post_id: &str,
-    field: &str,
+    count: Count,
     effects: &mut Effects,
 ) {
     let Some(post) = parse::<PostId>(post_id) else {
         return;
     };
-    pipe.invoke_script(scripts.count.key(keys::post(post)).arg(field))
+    pipe.invoke_script(scripts.count.key(keys::post(post)).arg(count.field()))
         .ignore();
     effects.posts.insert(post.to_string());
 }
