@@ -305,3 +305,28 @@ async fn a_wiped_redis_is_rebuilt_from_the_stream_to_the_same_feeds() {
     );
     service.stop().await;
 }
+
+#[tokio::test]
+async fn the_consumer_lag_gauge_keeps_moving_while_applying_is_stuck() {
+    let mut world = World::start().await;
+    let service = world
+        .start_service(world.source().with("CONSUMER_LAG_INTERVAL", "100ms"))
+        .await;
+    let lag = |metrics: &str| metric(metrics, "sidechain_cache_consumer_lag_messages");
+    let author = UserId::new();
+    world.post(author, &["techno"]).await;
+    world.settled().await;
+    service.wait_for_metric(|m| lag(m) == 0.0).await;
+
+    // No batch can be applied while Redis is down; the gauge still shows the backlog grow.
+    world.redis.kill();
+    for _ in 0..3 {
+        world.post(author, &["house"]).await;
+    }
+    service.wait_for_metric(|m| lag(m) == 3.0).await;
+
+    world.redis.restart();
+    world.settled().await;
+    service.wait_for_metric(|m| lag(m) == 0.0).await;
+    service.stop().await;
+}

@@ -14,6 +14,7 @@
 //! in-memory copies) and logouts on `auth.revoked` (every edge drops the session).
 
 pub mod apply;
+mod lag;
 
 use std::time::{Duration, Instant};
 
@@ -102,13 +103,24 @@ impl Applier {
         }
     }
 
-    /// Applies events until shutdown.
+    /// Applies events until shutdown, refreshing the consumer-lag gauge alongside.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        let lag = lag::refresh(
+            self.js.clone(),
+            self.redis.clone(),
+            self.metrics.consumer_lag.clone(),
+            self.config.consumer_lag_interval,
+            shutdown.clone(),
+        );
+        tokio::join!(self.apply_until_shutdown(&shutdown), lag);
+    }
+
+    async fn apply_until_shutdown(&mut self, shutdown: &CancellationToken) {
         let batch = self.config.apply_batch;
         while !shutdown.is_cancelled() {
             let consumer = match sidechain_infra::retry::until_ok(
                 "create the read-model consumer",
-                &shutdown,
+                shutdown,
                 || sidechain_infra::nats::durable_consumer(&self.js, consumer_config(batch)),
             )
             .await
@@ -117,7 +129,7 @@ impl Applier {
                 Err(_) => return,
             };
             self.ready.store(true, std::sync::atomic::Ordering::Relaxed);
-            self.consume(consumer, &shutdown).await;
+            self.consume(consumer, shutdown).await;
         }
     }
 
@@ -274,24 +286,13 @@ impl Applier {
             self.metrics.applied(kind);
         }
         self.metrics.applied_seq.set(last_seq as i64);
-        if let Ok(mut stream) = self.js.get_stream(EVENTS_STREAM).await
-            && let Ok(info) = stream.info().await
-        {
-            self.metrics
-                .consumer_lag
-                .set(info.state.last_sequence.saturating_sub(last_seq) as i64);
-        }
         Ok(Applied::Done(effects, last_seq))
     }
 
     async fn is_past_stream_start(&self, first_seq: u64) -> bool {
-        match self.js.get_stream(EVENTS_STREAM).await {
-            Ok(mut stream) => match stream.info().await {
-                Ok(info) => first_seq > info.state.first_sequence,
-                Err(_) => false,
-            },
-            Err(_) => false,
-        }
+        lag::stream_state(&self.js)
+            .await
+            .is_ok_and(|state| first_seq > state.first_sequence)
     }
 
     /// Resets the consumer to the first event (one instance does it, under a lock).
