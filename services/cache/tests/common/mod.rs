@@ -230,22 +230,6 @@ impl Service {
         }
     }
 
-    /// Waits until the metrics page satisfies `check`.
-    pub async fn wait_for_metric(&self, check: impl Fn(&str) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let metrics = self.metrics().await;
-            if check(&metrics) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "metrics never matched:\n{metrics}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.admin))
             .await
