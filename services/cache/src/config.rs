@@ -84,10 +84,16 @@ pub struct ModelConfig {
     /// `APPLY_BATCH`: events applied to Redis per transaction.
     #[serde(default = "default_apply_batch")]
     pub apply_batch: usize,
+    /// `CONSUMER_LAG_INTERVAL`: how often the consumer-lag gauge is refreshed.
+    #[serde(default = "five_seconds", with = "sidechain_config::duration")]
+    pub consumer_lag_interval: Duration,
 }
 
 fn enabled() -> bool {
     true
+}
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
 }
 fn thirty_seconds() -> Duration {
     Duration::from_secs(30)
@@ -151,6 +157,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if models.consumer_lag_interval < Duration::from_millis(100) {
+            return Err(ConfigError::invalid(
+                "CONSUMER_LAG_INTERVAL",
+                "must be at least 100ms",
+            ));
+        }
         if !(1..=10_000).contains(&models.apply_batch) {
             return Err(ConfigError::invalid("APPLY_BATCH", "must be 1 to 10000"));
         }
@@ -189,6 +201,7 @@ mod tests {
         for (var, value) in [
             ("CACHE_TTL_USER", "0s"),
             ("APPLY_BATCH", "0"),
+            ("CONSUMER_LAG_INTERVAL", "0s"),
             ("SESSION_CACHE_TTL", "1h"),
         ] {
             let err = Config::from_source(&Source::default().with(var, value)).expect_err(var);

@@ -6,7 +6,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `post:{P}` | hash | `data` (protobuf `Post`), counts (`likes`, `plays`, `comments`, `reposts`, `views`, `downloads`), `deleted` |
+//! | `post:{P}` | hash | `data` (protobuf `Post`), one field per count (`likes`, `plays`, …: [`crate::counts::Count`]), `deleted` |
 //! | `post_likes:{P}`, `post_reposts:{P}` | set | who liked / reposted |
 //! | `post_comments:{P}` | sorted set | comment ids by time |
 //! | `post_comment_data:{P}` | hash | comment id → protobuf `CommentItem` |
@@ -23,6 +23,8 @@
 //! | `revoked:<jti>` | string | a logged-out token, until it expires |
 
 use sidechain_events::{CommentId, PostId, UserId};
+
+use crate::feeds::{Feed, Scope};
 
 /// A post's hash.
 pub fn post(post: PostId) -> String {
@@ -71,8 +73,13 @@ pub fn followers(user: UserId) -> String {
 
 /// A user's fanned-out timeline.
 pub fn timeline(user: UserId) -> String {
-    format!("timeline:{{{user}}}")
+    format!("{TIMELINE_PREFIX}{user}{TAG_END}")
 }
+
+/// What precedes the user id in [`timeline`] keys (the fan-out script builds them).
+pub const TIMELINE_PREFIX: &str = "timeline:{";
+/// What follows the id in keys tagged with it.
+pub const TAG_END: &str = "}";
 
 /// Newest posts.
 pub const RECENT: &str = "recent";
@@ -83,9 +90,18 @@ pub const APPLIED_SEQ: &str = "readmodel:applied_seq";
 /// Held while one instance resets the consumer for a rebuild.
 pub const REBUILD_LOCK: &str = "readmodel:rebuild_lock";
 
-/// Cached pages of a scope (see [`crate::feeds::Scope`]).
-pub fn page(scope: &str) -> String {
-    format!("page:{scope}")
+/// What precedes the scope in [`page`] keys.
+const PAGE_PREFIX: &str = "page:";
+
+/// Cached pages of a scope.
+pub fn page(scope: &Scope) -> String {
+    format!("{PAGE_PREFIX}{scope}")
+}
+
+/// What precedes the user id in the [`page`] keys of `feed`'s scopes (the fan-out script
+/// builds them).
+pub fn page_prefix(feed: Feed) -> String {
+    format!("{PAGE_PREFIX}{}", feed.scope_prefix())
 }
 
 pub use sidechain_infra::sessions::{jwt_cache_key as jwt_cache, revoked_key as revoked};
@@ -106,6 +122,15 @@ mod tests {
             post_comment_data(id),
         ] {
             assert!(key.ends_with(&tag), "{key}");
+        }
+    }
+
+    #[test]
+    fn prefixes_handed_to_scripts_spell_the_same_keys() {
+        let user = UserId::new();
+        assert_eq!(format!("{TIMELINE_PREFIX}{user}{TAG_END}"), timeline(user));
+        for scope in [Scope::Timeline(user), Scope::Unified(user)] {
+            assert_eq!(format!("{}{user}", page_prefix(scope.feed())), page(&scope));
         }
     }
 

@@ -10,6 +10,7 @@
 //! - [`server`]: all of it over NATS request/reply in the queue group `cache`.
 
 pub mod config;
+pub mod counts;
 pub mod feeds;
 pub mod keys;
 pub mod lookups;

@@ -212,16 +212,7 @@ pub async fn follow_invalidations(
                 continue;
             };
             store.invalidate(&invalidation);
-            if invalidation.everything {
-                feeds.pages().invalidate_all();
-                feeds.forget_ranking();
-            }
-            for scope in &invalidation.page_scopes {
-                feeds.pages().invalidate(scope);
-                if scope == "trending" {
-                    feeds.forget_ranking();
-                }
-            }
+            feeds.invalidate(&invalidation);
             applied.send_if_modified(|current| {
                 let newer = invalidation.applied_seq > *current;
                 if newer {

@@ -15,6 +15,7 @@ use sidechain_events::rpc::{CacheInvalidation, Post, PostCounts};
 use sidechain_events::{PostId, UserId};
 use sidechain_infra::redis::RedisConn;
 
+use crate::counts::Count;
 use crate::keys;
 use crate::metrics::CacheMetrics;
 
@@ -46,16 +47,16 @@ pub struct Store {
     metrics: CacheMetrics,
 }
 
-const FIELDS: [&str; 8] = [
-    "data",
-    "deleted",
-    "likes",
-    "plays",
-    "comments",
-    "reposts",
-    "views",
-    "downloads",
-];
+/// The fields of a post hash read to hydrate it: data, deletion mark, then every count.
+const FIELDS: [&str; 2 + Count::ALL.len()] = {
+    let mut fields = ["data", "deleted", "", "", "", "", "", ""];
+    let mut i = 0;
+    while i < Count::ALL.len() {
+        fields[2 + i] = Count::ALL[i].field();
+        i += 1;
+    }
+    fields
+};
 
 impl Store {
     /// A store over `redis` keeping up to `entries` of each kind in memory.
@@ -132,14 +133,10 @@ impl Store {
             return None;
         }
         let post = Arc::new(Post::decode(field(0)?).ok()?);
-        let counts = PostCounts {
-            likes: number(2),
-            plays: number(3),
-            comments: number(4),
-            reposts: number(5),
-            views: number(6),
-            downloads: number(7),
-        };
+        let mut counts = PostCounts::default();
+        for (i, count) in Count::ALL.into_iter().enumerate() {
+            *count.slot(&mut counts) = number(2 + i);
+        }
         self.posts.insert(id, post.clone());
         self.counts.insert(id, counts);
         Some(Hydrated {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{World, ids};
 use sidechain_events::UserId;
 use sidechain_events::rpc::{FeedKind, ItemSource};
-use sidechain_test_support::metric_sum as metric;
+use sidechain_test_support::{eventually, metric_sum as metric};
 
 #[tokio::test]
 async fn a_followers_timeline_shows_the_post_with_live_counts_until_unfollow() {
@@ -303,5 +303,38 @@ async fn a_wiped_redis_is_rebuilt_from_the_stream_to_the_same_feeds() {
         metric(&metrics, "sidechain_cache_stream_rebuilds_total"),
         1.0
     );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn the_consumer_lag_gauge_keeps_moving_while_applying_is_stuck() {
+    let mut world = World::start().await;
+    let service = world
+        .start_service(world.source().with("CONSUMER_LAG_INTERVAL", "100ms"))
+        .await;
+    let lag_is = |expected: f64| {
+        let service = &service;
+        move || async move {
+            metric(
+                &service.metrics().await,
+                "sidechain_cache_consumer_lag_messages",
+            ) == expected
+        }
+    };
+    let author = UserId::new();
+    world.post(author, &["techno"]).await;
+    world.settled().await;
+    eventually("no lag", Duration::from_secs(10), lag_is(0.0)).await;
+
+    // No batch can be applied while Redis is down; the gauge still shows the backlog grow.
+    world.redis.kill();
+    for _ in 0..3 {
+        world.post(author, &["house"]).await;
+    }
+    eventually("a lag of 3", Duration::from_secs(10), lag_is(3.0)).await;
+
+    world.redis.restart();
+    world.settled().await;
+    eventually("no lag again", Duration::from_secs(10), lag_is(0.0)).await;
     service.stop().await;
 }

@@ -129,13 +129,13 @@ impl Pipeline {
                 return;
             }
         };
-        span.record("messaging.message.id", tracing::field::display(event.id));
+        span.record("messaging.message.id", tracing::field::display(event.id()));
         let ops = mapping::operations(&event);
         if ops.is_empty() {
-            self.metrics.event(event.kind.as_str(), "ignored");
+            self.metrics.event(event.kind().as_str(), "ignored");
             ack(&message, AckKind::Ack).instrument(span).await;
         } else {
-            self.metrics.event(event.kind.as_str(), "batched");
+            self.metrics.event(event.kind().as_str(), "batched");
             batch.add(ops, message);
             self.metrics.batch_pending.set(batch.len() as i64);
         }

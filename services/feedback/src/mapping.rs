@@ -127,8 +127,8 @@ pub fn key_category(key: &str) -> String {
 
 /// The Gorse operations an event stands for (none for events Gorse does not care about).
 pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
-    let user = event.actor.to_string();
-    let timestamp = rfc3339(event.event.occurred_at_ms);
+    let user = event.actor().to_string();
+    let timestamp = rfc3339(event.occurred_at_ms());
     let feedback = |kind: &str, item: &str| {
         GorseOp::UpsertFeedback(Feedback {
             feedback_type: kind.to_owned(),
@@ -247,7 +247,7 @@ mod tests {
             emoji: String::new(),
         }));
         let feedback = single_feedback(&operations(&event)).clone();
-        assert_eq!(feedback.user_id, event.actor.to_string());
+        assert_eq!(feedback.user_id, event.actor().to_string());
         assert_eq!(feedback.item_id, "p1");
         assert!(feedback.timestamp.ends_with('Z'));
     }

@@ -153,54 +153,87 @@ pub enum DecodeError {
     },
 }
 
-/// A decoded event whose envelope was checked: payload present, ids well-formed.
+/// An event read from the stream whose envelope was checked: ids well-formed, payload present.
+///
+/// The fields are private so the checks cannot be undone afterwards; the payload is held
+/// outside the envelope, so there is no `Option` left to be `None`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedEvent {
-    /// The envelope as stored.
-    pub event: Event,
-    /// Its id.
-    pub id: EventId,
-    /// Who did it.
-    pub actor: UserId,
-    /// Its kind.
-    pub kind: EventKind,
+    id: EventId,
+    actor: UserId,
+    actor_username: String,
+    occurred_at_ms: i64,
+    payload: Payload,
 }
 
 impl DecodedEvent {
-    /// The payload (always present once decoded).
+    /// Checks an envelope: its payload must be present and its ids UUIDs.
+    pub fn new(event: Event) -> Result<Self, DecodeError> {
+        let Event {
+            event_id,
+            occurred_at_ms,
+            actor_user_id,
+            actor_username,
+            payload,
+        } = event;
+        let payload = payload.ok_or(DecodeError::MissingPayload)?;
+        let id = event_id
+            .parse()
+            .map_err(|_| DecodeError::BadId { field: "event_id" })?;
+        let actor = actor_user_id.parse().map_err(|_| DecodeError::BadId {
+            field: "actor_user_id",
+        })?;
+        Ok(Self {
+            id,
+            actor,
+            actor_username,
+            occurred_at_ms,
+            payload,
+        })
+    }
+
+    /// Its id.
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+
+    /// Who did it.
+    pub fn actor(&self) -> UserId {
+        self.actor
+    }
+
+    /// The actor's username when it happened.
+    pub fn actor_username(&self) -> &str {
+        &self.actor_username
+    }
+
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub fn occurred_at_ms(&self) -> i64 {
+        self.occurred_at_ms
+    }
+
+    /// What happened.
     pub fn payload(&self) -> &Payload {
-        // Checked by `decode_event`; the envelope is never mutated afterwards.
-        self.event
-            .payload
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("decode_event checks the payload"))
+        &self.payload
+    }
+
+    /// Its kind (always that of the payload).
+    pub fn kind(&self) -> EventKind {
+        EventKind::of(&self.payload)
+    }
+}
+
+impl TryFrom<Event> for DecodedEvent {
+    type Error = DecodeError;
+
+    fn try_from(event: Event) -> Result<Self, DecodeError> {
+        Self::new(event)
     }
 }
 
 /// Decodes and checks an envelope read from the stream.
 pub fn decode_event(bytes: &[u8]) -> Result<DecodedEvent, DecodeError> {
-    let event = Event::decode(bytes)?;
-    let kind = event
-        .payload
-        .as_ref()
-        .map(EventKind::of)
-        .ok_or(DecodeError::MissingPayload)?;
-    let id = event
-        .event_id
-        .parse()
-        .map_err(|_| DecodeError::BadId { field: "event_id" })?;
-    let actor = event
-        .actor_user_id
-        .parse()
-        .map_err(|_| DecodeError::BadId {
-            field: "actor_user_id",
-        })?;
-    Ok(DecodedEvent {
-        event,
-        id,
-        actor,
-        kind,
-    })
+    DecodedEvent::new(Event::decode(bytes)?)
 }
 
 #[cfg(test)]
@@ -225,10 +258,42 @@ mod tests {
         assert_eq!(new.subject(), "events.play");
 
         let decoded = decode_event(&new.encode()).expect("decodes");
-        assert_eq!(decoded.id, new.id);
-        assert_eq!(decoded.actor, actor);
-        assert_eq!(decoded.kind, EventKind::Play);
-        assert_eq!(decoded.event, new.event);
+        assert_eq!(decoded.id(), new.id);
+        assert_eq!(decoded.actor(), actor);
+        assert_eq!(decoded.kind(), EventKind::Play);
+        assert_eq!(decoded.actor_username(), new.event.actor_username);
+        assert_eq!(decoded.occurred_at_ms(), new.event.occurred_at_ms);
+        assert_eq!(Some(decoded.payload()), new.event.payload.as_ref());
+    }
+
+    #[test]
+    fn a_checked_envelope_keeps_its_payload_and_names_its_kind() {
+        let new = NewEvent::new(
+            EventId::new(),
+            UserId::new(),
+            "loopmaker",
+            Payload::Like(Like::default()),
+        );
+        let decoded = DecodedEvent::try_from(new.event.clone()).expect("valid envelope");
+        assert_eq!(decoded.kind(), new.kind);
+        assert_eq!(decoded.kind(), EventKind::of(decoded.payload()));
+        assert_eq!(decoded, decode_event(&new.encode()).expect("decodes"));
+    }
+
+    #[test]
+    fn a_bad_actor_id_is_rejected_before_use() {
+        let event = Event {
+            event_id: EventId::new().to_string(),
+            actor_user_id: "someone".into(),
+            payload: Some(Payload::Like(Like::default())),
+            ..Default::default()
+        };
+        assert_eq!(
+            DecodedEvent::new(event),
+            Err(DecodeError::BadId {
+                field: "actor_user_id"
+            })
+        );
     }
 
     #[test]

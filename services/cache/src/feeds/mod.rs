@@ -12,6 +12,7 @@
 
 pub mod page_cache;
 pub mod ranking;
+mod scope;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,8 +20,8 @@ use std::time::Duration;
 
 use redis::AsyncCommands as _;
 use sidechain_events::rpc::{
-    self, ErrorCode, FeedItem, FeedKind, FeedPage, FeedReply, FeedRequest, ItemSource,
-    PageSkeleton, RpcError,
+    self, CacheInvalidation, ErrorCode, FeedItem, FeedKind, FeedPage, FeedReply, FeedRequest,
+    ItemSource, PageSkeleton, RpcError,
 };
 use sidechain_events::{PostId, UserId};
 use sidechain_gorse::GorseClient;
@@ -31,6 +32,7 @@ use crate::keys;
 use crate::metrics::CacheMetrics;
 use crate::store::Store;
 use page_cache::{PageCache, PageError};
+pub use scope::{Feed, Scope, ScopeParseError};
 
 /// Largest page.
 const MAX_LIMIT: u32 = 100;
@@ -38,58 +40,6 @@ const MAX_LIMIT: u32 = 100;
 const MAX_OFFSET: u32 = 10_000;
 /// Posts kept in the trending ranking.
 const TRENDING_SIZE: usize = 500;
-
-/// What a cached page depends on; its text form names the Redis hash `page:<scope>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// A viewer's timeline.
-    Timeline(UserId),
-    /// A viewer's unified feed.
-    Unified(UserId),
-    /// A viewer's recommendations.
-    ForYou(UserId),
-    /// A user's posts (the same for every viewer).
-    User(UserId),
-    /// Trending (the same for everyone).
-    Trending,
-}
-
-impl Scope {
-    /// The feed name used in metric labels.
-    pub fn feed(&self) -> &'static str {
-        match self {
-            Scope::Timeline(_) => "timeline",
-            Scope::Unified(_) => "unified",
-            Scope::ForYou(_) => "for_you",
-            Scope::User(_) => "user",
-            Scope::Trending => "trending",
-        }
-    }
-
-    /// The feed name of a scope's text prefix (metric labels stay a closed set).
-    pub fn feed_name(prefix: &str) -> &'static str {
-        match prefix {
-            "timeline" => "timeline",
-            "unified" => "unified",
-            "for_you" => "for_you",
-            "user" => "user",
-            "trending" => "trending",
-            _ => "other",
-        }
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Scope::Timeline(user) => write!(f, "timeline:{user}"),
-            Scope::Unified(user) => write!(f, "unified:{user}"),
-            Scope::ForYou(user) => write!(f, "for_you:{user}"),
-            Scope::User(user) => write!(f, "user:{user}"),
-            Scope::Trending => f.write_str("trending"),
-        }
-    }
-}
 
 /// Serves feed requests.
 #[derive(Clone)]
@@ -162,14 +112,23 @@ impl Feeds {
         }
     }
 
-    /// The page cache (for invalidations).
-    pub fn pages(&self) -> &PageCache {
-        &self.pages
-    }
-
-    /// Drops the in-memory trending ranking (a post was deleted).
-    pub fn forget_ranking(&self) {
-        self.ranking.invalidate_all();
+    /// Applies a broadcast to this instance's pages: the scopes named become unreachable, and
+    /// the trending ranking is recomputed when trending changed (a post was deleted).
+    pub fn invalidate(&self, invalidation: &CacheInvalidation) {
+        if invalidation.everything {
+            self.pages.invalidate_all();
+            self.ranking.invalidate_all();
+        }
+        for text in &invalidation.page_scopes {
+            let Ok(scope) = text.parse::<Scope>() else {
+                tracing::warn!(scope = %text, "invalidation names an unknown page scope");
+                continue;
+            };
+            self.pages.invalidate(&scope);
+            if scope == Scope::Trending {
+                self.ranking.invalidate_all();
+            }
+        }
     }
 
     /// Answers one feed request.
@@ -395,14 +354,14 @@ impl Feeds {
         &self,
         viewer: UserId,
         need: usize,
-        feed: &'static str,
+        feed: Feed,
     ) -> Option<Vec<PostId>> {
         if self
             .gorse_status
             .latest()
             .is_some_and(|status| !status.healthy)
         {
-            self.metrics.gorse_fallback(feed, "unhealthy");
+            self.metrics.gorse_fallback(feed.as_str(), "unhealthy");
             return None;
         }
         match self.gorse.recommend(&viewer.to_string(), need, 0).await {
@@ -410,7 +369,7 @@ impl Feeds {
             Ok(items) => Some(items.iter().filter_map(|i| i.parse().ok()).collect()),
             Err(err) => {
                 tracing::debug!(error = %err, "Gorse recommendations unavailable; using trending");
-                self.metrics.gorse_fallback(feed, "error");
+                self.metrics.gorse_fallback(feed.as_str(), "error");
                 None
             }
         }
@@ -421,10 +380,12 @@ impl Feeds {
         viewer: UserId,
         need: usize,
     ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
-        Ok(match self.recommendations(viewer, need, "for_you").await {
-            Some(ids) => tag(ids, ItemSource::Gorse),
-            None => tag(self.trending(need).await?, ItemSource::Trending),
-        })
+        Ok(
+            match self.recommendations(viewer, need, Feed::ForYou).await {
+                Some(ids) => tag(ids, ItemSource::Gorse),
+                None => tag(self.trending(need).await?, ItemSource::Trending),
+            },
+        )
     }
 
     async fn unified(
@@ -439,7 +400,7 @@ impl Feeds {
             self.timeline(viewer, need),
             self.trending(need),
             self.newest(keys::RECENT, need),
-            async { Ok(self.recommendations(viewer, need, "unified").await) },
+            async { Ok(self.recommendations(viewer, need, Feed::Unified).await) },
             self.newest(&own_posts, 1_000),
         )?;
         let following: Vec<PostId> = following.into_iter().map(|(id, _)| id).collect();
@@ -469,21 +430,4 @@ impl Feeds {
 
 fn tag(ids: Vec<PostId>, source: ItemSource) -> Vec<(PostId, ItemSource)> {
     ids.into_iter().map(|id| (id, source)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scopes_name_their_page_hashes_as_the_fanout_script_expects() {
-        let user = UserId::new();
-        assert_eq!(
-            Scope::Timeline(user).to_string(),
-            format!("timeline:{user}")
-        );
-        assert_eq!(Scope::Unified(user).to_string(), format!("unified:{user}"));
-        assert_eq!(Scope::Trending.to_string(), "trending");
-        assert_eq!(Scope::feed_name("for_you"), Scope::ForYou(user).feed());
-    }
 }

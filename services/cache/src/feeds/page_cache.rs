@@ -25,7 +25,7 @@ use crate::metrics::{CacheMetrics, PageResult};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PageKey {
-    scope: Arc<str>,
+    scope: Scope,
     generation: u64,
     limit: u32,
     offset: u32,
@@ -62,7 +62,7 @@ pub enum PageError {
 #[derive(Clone)]
 pub struct PageCache {
     memory: Cache<PageKey, CachedPage>,
-    generations: moka::sync::Cache<Arc<str>, u64>,
+    generations: moka::sync::Cache<Scope, u64>,
     next_generation: Arc<AtomicU64>,
     redis: RedisConn,
     memory_max_ttl: Duration,
@@ -119,7 +119,7 @@ impl PageCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<PageSkeleton, PageError>>,
     {
-        let feed = scope.feed();
+        let feed = scope.feed().as_str();
         if !self.enabled {
             self.metrics.page(feed, PageResult::Miss);
             let started = Instant::now();
@@ -127,10 +127,9 @@ impl PageCache {
             self.metrics.rebuilt(feed, started.elapsed().as_secs_f64());
             return Ok(Arc::new(skeleton));
         }
-        let name: Arc<str> = scope.to_string().into();
         let key = PageKey {
-            generation: self.generations.get(&name).unwrap_or(0),
-            scope: name.clone(),
+            generation: self.generations.get(scope).unwrap_or(0),
+            scope: *scope,
             limit,
             offset,
         };
@@ -139,7 +138,7 @@ impl PageCache {
             return Ok(page.skeleton);
         }
         let initialised_here = AtomicBool::new(false);
-        let redis_key = keys::page(&name);
+        let redis_key = keys::page(scope);
         let field = format!("{limit}:{offset}");
         let memory_ttl = ttl.min(self.memory_max_ttl);
         let result = self
@@ -196,12 +195,10 @@ impl PageCache {
 
     /// Makes every in-memory page of `scope` unreachable (Redis was already updated by the
     /// applier's transaction).
-    pub fn invalidate(&self, scope: &str) {
+    pub fn invalidate(&self, scope: &Scope) {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        self.generations.insert(scope.into(), generation);
-        if let Some(feed) = scope.split(':').next() {
-            self.metrics.invalidated(Scope::feed_name(feed));
-        }
+        self.generations.insert(*scope, generation);
+        self.metrics.invalidated(scope.feed().as_str());
     }
 
     /// Forgets every in-memory page (read models being rebuilt).

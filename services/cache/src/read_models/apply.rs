@@ -14,6 +14,7 @@ use sidechain_events::rpc::{CommentItem, Post, TokenRevoked};
 use sidechain_events::{CommentId, DecodedEvent, PostId, UserId};
 
 use crate::config::ModelConfig;
+use crate::counts::Count;
 use crate::feeds::Scope;
 use crate::keys;
 
@@ -69,15 +70,13 @@ impl Default for Scripts {
 #[derive(Debug, Default)]
 pub struct Effects {
     /// Page scopes whose membership changed.
-    pub scopes: BTreeSet<String>,
+    pub scopes: BTreeSet<Scope>,
     /// Posts whose data or counts changed.
     pub posts: BTreeSet<String>,
     /// Users whose following set changed.
     pub following_of: BTreeSet<String>,
     /// Tokens revoked by logouts.
     pub revoked: Vec<TokenRevoked>,
-    /// Authors whose fan-out script result comes back from the transaction, in order.
-    pub fanouts: usize,
 }
 
 /// Adds the commands of `event` to the transaction `pipe`.
@@ -88,8 +87,8 @@ pub fn apply(
     event: &DecodedEvent,
     effects: &mut Effects,
 ) {
-    let actor = event.actor;
-    let at = event.event.occurred_at_ms;
+    let actor = event.actor();
+    let at = event.occurred_at_ms();
     match event.payload() {
         Payload::PostCreated(created) => {
             let Some(post_id) = parse::<PostId>(&created.post_id) else {
@@ -98,7 +97,7 @@ pub fn apply(
             let post = Post {
                 id: post_id.to_string(),
                 user_id: actor.to_string(),
-                username: event.event.actor_username.clone(),
+                username: event.actor_username().to_owned(),
                 title: created.title.clone(),
                 audio_url: created.audio_url.clone(),
                 waveform_url: created.waveform_url.clone(),
@@ -111,15 +110,8 @@ pub fn apply(
             };
             let post_key = keys::post(post_id);
             pipe.hset(&post_key, "data", post.encode_to_vec()).ignore();
-            for field in [
-                "likes",
-                "plays",
-                "comments",
-                "reposts",
-                "views",
-                "downloads",
-            ] {
-                pipe.hset_nx(&post_key, field, 0).ignore();
+            for count in Count::ALL {
+                pipe.hset_nx(&post_key, count.field(), 0).ignore();
             }
             pipe.zadd(keys::user_posts(actor), post_id.to_string(), at)
                 .ignore();
@@ -127,7 +119,7 @@ pub fn apply(
             pipe.zremrangebyrank(keys::RECENT, 0, -(config.recent_cap as isize) - 1)
                 .ignore();
             add_to_timeline(pipe, actor, post_id, at, config.timeline_cap);
-            fan_out(pipe, scripts, config, actor, post_id, at, "add", effects);
+            fan_out(pipe, scripts, config, actor, post_id, at, "add");
             invalidate_author(pipe, actor, effects);
             effects.posts.insert(post_id.to_string());
         }
@@ -141,7 +133,7 @@ pub fn apply(
             pipe.zrem(keys::RECENT, post_id.to_string()).ignore();
             pipe.zrem(keys::timeline(actor), post_id.to_string())
                 .ignore();
-            fan_out(pipe, scripts, config, actor, post_id, at, "remove", effects);
+            fan_out(pipe, scripts, config, actor, post_id, at, "remove");
             invalidate_author(pipe, actor, effects);
             invalidate(pipe, Scope::Trending, effects);
             effects.posts.insert(post_id.to_string());
@@ -182,10 +174,10 @@ pub fn apply(
             Relation::Repost,
             effects,
         ),
-        Payload::Play(play) => count(pipe, scripts, &play.post_id, "plays", effects),
-        Payload::View(view) => count(pipe, scripts, &view.post_id, "views", effects),
+        Payload::Play(play) => count(pipe, scripts, &play.post_id, Count::Plays, effects),
+        Payload::View(view) => count(pipe, scripts, &view.post_id, Count::Views, effects),
         Payload::Download(download) => {
-            count(pipe, scripts, &download.post_id, "downloads", effects)
+            count(pipe, scripts, &download.post_id, Count::Downloads, effects)
         }
         Payload::Comment(comment) => {
             let (Some(post_id), Some(comment_id)) = (
@@ -198,7 +190,7 @@ pub fn apply(
                 id: comment_id.to_string(),
                 post_id: post_id.to_string(),
                 user_id: actor.to_string(),
-                username: event.event.actor_username.clone(),
+                username: event.actor_username().to_owned(),
                 content: comment.content.clone(),
                 parent_id: comment.parent_id.clone(),
                 created_at_ms: at,
@@ -211,7 +203,8 @@ pub fn apply(
                     .key(keys::post_comment_data(post_id))
                     .arg(comment_id.to_string())
                     .arg(at)
-                    .arg(item.encode_to_vec()),
+                    .arg(item.encode_to_vec())
+                    .arg(Count::Comments.field()),
             )
             .ignore();
             pipe.hset_multiple(
@@ -275,7 +268,8 @@ fn add_to_timeline(pipe: &mut Pipeline, user: UserId, post: PostId, at: i64, cap
         .ignore();
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Queues the fan-out script. Unlike every other command its result is kept: the followers
+/// reached come back from `EXEC`, in order, and their pages are invalidated in memory.
 fn fan_out(
     pipe: &mut Pipeline,
     scripts: &Scripts,
@@ -284,21 +278,27 @@ fn fan_out(
     post: PostId,
     at: i64,
     mode: &str,
-    effects: &mut Effects,
 ) {
-    // The result (followers reached) is read after EXEC; see `Effects::fanouts`.
-    pipe.invoke_script(
-        scripts
-            .fanout
-            .key(keys::followers(author))
-            .arg(post.to_string())
-            .arg(at)
-            .arg(mode)
-            .arg(config.fanout_limit)
-            .arg(config.timeline_cap)
-            .arg(author.to_string()),
-    );
-    effects.fanouts += 1;
+    let mut invocation = scripts.fanout.key(keys::followers(author));
+    invocation
+        .key(keys::BIG_AUTHORS)
+        .arg(post.to_string())
+        .arg(at)
+        .arg(mode)
+        .arg(config.fanout_limit)
+        .arg(config.timeline_cap)
+        .arg(author.to_string())
+        .arg(keys::TIMELINE_PREFIX)
+        .arg(keys::TAG_END);
+    for scope in fanned_out_scopes(author) {
+        invocation.arg(keys::page_prefix(scope.feed()));
+    }
+    pipe.invoke_script(&invocation);
+}
+
+/// The scopes whose pages the fan-out script dropped in Redis for `follower`.
+pub fn fanned_out_scopes(follower: UserId) -> [Scope; 2] {
+    [Scope::Timeline(follower), Scope::Unified(follower)]
 }
 
 fn backfill(
@@ -339,9 +339,9 @@ fn relation(
     let Some(post) = parse::<PostId>(post_id) else {
         return;
     };
-    let (set, field) = match relation {
-        Relation::Like => (keys::post_likes(post), "likes"),
-        Relation::Repost => (keys::post_reposts(post), "reposts"),
+    let (set, count) = match relation {
+        Relation::Like => (keys::post_likes(post), Count::Likes),
+        Relation::Repost => (keys::post_reposts(post), Count::Reposts),
     };
     pipe.invoke_script(
         scripts
@@ -350,7 +350,7 @@ fn relation(
             .key(keys::post(post))
             .arg(user.to_string())
             .arg(mode)
-            .arg(field),
+            .arg(count.field()),
     )
     .ignore();
     effects.posts.insert(post.to_string());
@@ -360,21 +360,20 @@ fn count(
     pipe: &mut Pipeline,
     scripts: &Scripts,
     post_id: &str,
-    field: &str,
+    count: Count,
     effects: &mut Effects,
 ) {
     let Some(post) = parse::<PostId>(post_id) else {
         return;
     };
-    pipe.invoke_script(scripts.count.key(keys::post(post)).arg(field))
+    pipe.invoke_script(scripts.count.key(keys::post(post)).arg(count.field()))
         .ignore();
     effects.posts.insert(post.to_string());
 }
 
 fn invalidate(pipe: &mut Pipeline, scope: Scope, effects: &mut Effects) {
-    let name = scope.to_string();
-    pipe.del(keys::page(&name)).ignore();
-    effects.scopes.insert(name);
+    pipe.del(keys::page(&scope)).ignore();
+    effects.scopes.insert(scope);
 }
 
 fn invalidate_author(pipe: &mut Pipeline, author: UserId, effects: &mut Effects) {

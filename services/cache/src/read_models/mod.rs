@@ -14,6 +14,7 @@
 //! in-memory copies) and logouts on `auth.revoked` (every edge drops the session).
 
 pub mod apply;
+mod lag;
 
 use std::time::{Duration, Instant};
 
@@ -102,13 +103,24 @@ impl Applier {
         }
     }
 
-    /// Applies events until shutdown.
+    /// Applies events until shutdown, refreshing the consumer-lag gauge alongside.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        let lag = lag::refresh(
+            self.js.clone(),
+            self.redis.clone(),
+            self.metrics.consumer_lag.clone(),
+            self.config.consumer_lag_interval,
+            shutdown.clone(),
+        );
+        tokio::join!(self.apply_until_shutdown(&shutdown), lag);
+    }
+
+    async fn apply_until_shutdown(&mut self, shutdown: &CancellationToken) {
         let batch = self.config.apply_batch;
         while !shutdown.is_cancelled() {
             let consumer = match sidechain_infra::retry::until_ok(
                 "create the read-model consumer",
-                &shutdown,
+                shutdown,
                 || sidechain_infra::nats::durable_consumer(&self.js, consumer_config(batch)),
             )
             .await
@@ -117,7 +129,7 @@ impl Applier {
                 Err(_) => return,
             };
             self.ready.store(true, std::sync::atomic::Ordering::Relaxed);
-            self.consume(consumer, &shutdown).await;
+            self.consume(consumer, shutdown).await;
         }
     }
 
@@ -251,7 +263,7 @@ impl Applier {
             match decode_event(&message.payload) {
                 Ok(event) => {
                     apply::apply(&mut pipe, &self.scripts, &self.config, &event, &mut effects);
-                    kinds.push(event.kind.as_str());
+                    kinds.push(event.kind().as_str());
                     trace_applied(&event, message);
                 }
                 Err(err) => {
@@ -265,34 +277,22 @@ impl Applier {
         }
         pipe.set(keys::APPLIED_SEQ, last_seq).ignore();
         let fanouts: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-        for followers in fanouts {
-            for follower in followers {
-                effects.scopes.insert(format!("timeline:{follower}"));
-                effects.scopes.insert(format!("unified:{follower}"));
+        for follower in fanouts.iter().flatten() {
+            if let Ok(follower) = follower.parse() {
+                effects.scopes.extend(apply::fanned_out_scopes(follower));
             }
         }
         for kind in kinds {
             self.metrics.applied(kind);
         }
         self.metrics.applied_seq.set(last_seq as i64);
-        if let Ok(mut stream) = self.js.get_stream(EVENTS_STREAM).await
-            && let Ok(info) = stream.info().await
-        {
-            self.metrics
-                .consumer_lag
-                .set(info.state.last_sequence.saturating_sub(last_seq) as i64);
-        }
         Ok(Applied::Done(effects, last_seq))
     }
 
     async fn is_past_stream_start(&self, first_seq: u64) -> bool {
-        match self.js.get_stream(EVENTS_STREAM).await {
-            Ok(mut stream) => match stream.info().await {
-                Ok(info) => first_seq > info.state.first_sequence,
-                Err(_) => false,
-            },
-            Err(_) => false,
-        }
+        lag::stream_state(&self.js)
+            .await
+            .is_ok_and(|state| first_seq > state.first_sequence)
     }
 
     /// Resets the consumer to the first event (one instance does it, under a lock).
@@ -332,7 +332,7 @@ impl Applier {
             }
         }
         let invalidation = CacheInvalidation {
-            page_scopes: effects.scopes.into_iter().collect(),
+            page_scopes: effects.scopes.iter().map(ToString::to_string).collect(),
             post_ids: effects.posts.into_iter().collect(),
             following_of: effects.following_of.into_iter().collect(),
             everything,
@@ -356,12 +356,12 @@ fn trace_applied(event: &DecodedEvent, message: &Message) {
         messaging.system = "nats",
         messaging.operation.type = "process",
         messaging.destination.name = %message.subject,
-        messaging.message.id = %event.id,
+        messaging.message.id = %event.id(),
         trace_id = tracing::field::Empty,
     );
     sidechain_telemetry::propagation::continue_trace(
         &span,
         sidechain_telemetry::propagation::extract_nats(message.headers.as_ref()),
     );
-    span.in_scope(|| tracing::debug!(kind = event.kind.as_str(), "applied"));
+    span.in_scope(|| tracing::debug!(kind = event.kind().as_str(), "applied"));
 }
