@@ -121,6 +121,25 @@ impl Running {
         }
     }
 
+    /// Starts the life of a service whose listeners are bound: logs that `what` started, runs
+    /// `intake` (which returns once shutdown has stopped it taking work), then `stopping`.
+    pub fn spawn(
+        what: &'static str,
+        api_addr: Option<SocketAddr>,
+        intake: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+        stopping: Stopping,
+    ) -> Self {
+        let admin_addr = stopping.admin.addr;
+        let task = tokio::spawn(async move {
+            tracing::info!(%admin_addr, api_addr = ?api_addr, "{what} started");
+            let served = intake.await;
+            let stopped = stopping.run().await;
+            tracing::info!("{what} stopped");
+            served.and(stopped)
+        });
+        Self::new(admin_addr, api_addr, task)
+    }
+
     /// Waits until the service has drained and stopped.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await?
@@ -211,7 +230,6 @@ impl Foundation {
         shutdown: &tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        use std::sync::atomic::Ordering;
 
         let nats = crate::nats::connect(service, &config.nats).await?;
         let jetstream = crate::nats::jetstream(nats.clone(), &config.nats);
@@ -224,19 +242,7 @@ impl Foundation {
         let readiness = sidechain_telemetry::admin::Readiness::new(shutdown.clone())
             .with_check("nats", crate::nats::readiness_check(nats.clone()))
             .with_check("redis", crate::redis::readiness_check(redis.clone()))
-            .with_check("events_stream", {
-                let ready = stream_ready.clone();
-                move || {
-                    let ok = ready.load(Ordering::Relaxed);
-                    async move {
-                        if ok {
-                            Ok(())
-                        } else {
-                            Err("not set up yet".to_owned())
-                        }
-                    }
-                }
-            });
+            .with_flag("events_stream", stream_ready.clone(), "not set up yet");
         Ok(Self {
             nats,
             jetstream,
@@ -271,6 +277,49 @@ impl Foundation {
     /// The flag [`Foundation::ensure_stream`] sets.
     pub fn stream_ready(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         self.stream_ready.clone()
+    }
+}
+
+/// The intake of a service whose work all runs in its own tasks: it stops when shutdown begins.
+pub async fn until_cancelled(shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    shutdown.cancelled().await;
+    Ok(())
+}
+
+/// The end of every service's life, once intake has stopped: drain each task tracker in
+/// order (each within its cap), flush what NATS still buffers, and stop the admin server last
+/// (health answers `draining` until then).
+#[derive(Debug)]
+pub struct Stopping {
+    admin: AdminServer,
+    nats: async_nats::Client,
+    drains: Vec<(tokio_util::task::TaskTracker, std::time::Duration)>,
+}
+
+impl Stopping {
+    /// Flushes `nats` and stops `admin`, after the drains added with [`Stopping::drain`].
+    pub fn new(admin: AdminServer, nats: async_nats::Client) -> Self {
+        Self {
+            admin,
+            nats,
+            drains: Vec::new(),
+        }
+    }
+
+    /// Drains `tracker` (at most `cap`) after the trackers added before it.
+    pub fn drain(mut self, tracker: tokio_util::task::TaskTracker, cap: Duration) -> Self {
+        self.drains.push((tracker, cap));
+        self
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        for (tracker, cap) in &self.drains {
+            crate::shutdown::drain(tracker, *cap).await;
+        }
+        if let Err(err) = self.nats.flush().await {
+            tracing::debug!(error = %err, "NATS flush on shutdown failed");
+        }
+        self.admin.stop().await
     }
 }
 
