@@ -97,7 +97,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let applying = Arc::new(AtomicBool::new(false));
     let readiness = readiness.with_flag("read_models", applying.clone(), "consumer not started");
-    let admin = AdminServer::start(config.service.metrics_addr(), registry, readiness).await?;
+    let admin = AdminServer::start(&config.service, registry, readiness).await?;
 
     let tasks = TaskTracker::new();
     let requests = TaskTracker::new();

@@ -96,7 +96,7 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         timeout: config.request_timeout,
     });
 
-    let admin = AdminServer::start(config.service.metrics_addr(), registry, readiness).await?;
+    let admin = AdminServer::start(&config.service, registry, readiness).await?;
     let api_listener = TcpListener::bind(config.api_addr())
         .await
         .with_context(|| format!("binding PORT {}", config.api_addr()))?;

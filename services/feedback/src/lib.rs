@@ -81,7 +81,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let dead_letters = DeadLetters::new(redis, metrics.clone());
     let consuming = Arc::new(AtomicBool::new(false));
     let readiness = readiness.with_flag("consumer", consuming.clone(), "not consuming yet");
-    let admin = AdminServer::start(config.service.metrics_addr(), registry, readiness).await?;
+    let admin = AdminServer::start(&config.service, registry, readiness).await?;
 
     let tasks = TaskTracker::new();
     let flush_now = Arc::new(Notify::new());

@@ -26,6 +26,9 @@ pub struct ServiceConfig {
     pub bind_address: IpAddr,
     /// `METRICS_PORT`: `/metrics` and `/health/*` (0 picks a free port, for tests).
     pub metrics_port: u16,
+    /// `METRICS_ENABLED`: `false` leaves `/metrics` out of the admin server (404); the health
+    /// endpoints stay, since orchestrators need them.
+    pub metrics_enabled: bool,
     /// `SHUTDOWN_TIMEOUT`: cap on draining in-flight work after SIGTERM.
     pub shutdown_timeout: Duration,
 }
@@ -36,6 +39,8 @@ struct Listen {
     bind_address: IpAddr,
     #[serde(default)]
     metrics_port: Option<u16>,
+    #[serde(default = "enabled")]
+    metrics_enabled: bool,
     #[serde(
         default = "default_shutdown_timeout",
         with = "sidechain_config::duration"
@@ -45,6 +50,10 @@ struct Listen {
 
 fn all_interfaces() -> IpAddr {
     IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+}
+
+fn enabled() -> bool {
+    true
 }
 
 fn default_shutdown_timeout() -> Duration {
@@ -62,6 +71,7 @@ impl ServiceConfig {
             redis: RedisConfig::from_source(source)?,
             bind_address: listen.bind_address,
             metrics_port: listen.metrics_port.unwrap_or(default_metrics_port),
+            metrics_enabled: listen.metrics_enabled,
             shutdown_timeout: listen.shutdown_timeout,
         })
     }
@@ -84,6 +94,46 @@ mod tests {
         let config = ServiceConfig::from_source(&Source::default().with("METRICS_PORT", "0"), 9091)
             .expect("set");
         assert_eq!(config.metrics_port, 0);
+    }
+
+    #[test]
+    fn metrics_can_be_turned_off_but_not_with_nonsense() {
+        let config = ServiceConfig::from_source(&Source::default(), 9091).expect("defaults");
+        assert!(config.metrics_enabled);
+        let source = Source::default().with("METRICS_ENABLED", "false");
+        assert!(
+            !ServiceConfig::from_source(&source, 9091)
+                .expect("off")
+                .metrics_enabled
+        );
+        let source = Source::default().with("METRICS_ENABLED", "nope");
+        let err = ServiceConfig::from_source(&source, 9091).expect_err("not a boolean");
+        assert_eq!(err.var(), "METRICS_ENABLED", "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_metrics_the_admin_server_still_answers_health() {
+        let source = Source::from_pairs([
+            ("METRICS_ENABLED", "false"),
+            ("METRICS_PORT", "0"),
+            ("BIND_ADDRESS", "127.0.0.1"),
+        ]);
+        let config = ServiceConfig::from_source(&source, 9091).expect("config");
+        let readiness =
+            sidechain_telemetry::admin::Readiness::new(tokio_util::sync::CancellationToken::new());
+        let admin = AdminServer::start(&config, Default::default(), readiness)
+            .await
+            .expect("admin server");
+        let port = admin.addr.port();
+        let statuses = tokio::task::spawn_blocking(move || {
+            ["/metrics", "/health/live", "/health/ready"].map(|path| {
+                sidechain_test_support::lifecycle::http_get(port, path).map(|(status, _)| status)
+            })
+        })
+        .await
+        .expect("requests");
+        assert_eq!(statuses, [Some(404), Some(200), Some(200)]);
+        admin.stop().await.expect("stops");
     }
 
     #[test]
@@ -333,21 +383,28 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    /// Binds `addr` and serves `registry` and `readiness` until [`AdminServer::stop`].
+    /// Binds the configured metrics address and serves `readiness` (and `registry`, unless
+    /// `METRICS_ENABLED=false`) until [`AdminServer::stop`].
     pub async fn start(
-        addr: SocketAddr,
+        config: &ServiceConfig,
         registry: prometheus_client::registry::Registry,
         readiness: sidechain_telemetry::admin::Readiness,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        let addr = config.metrics_addr();
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding METRICS_PORT {addr}"))?;
         let addr = listener.local_addr()?;
         let stop = tokio_util::sync::CancellationToken::new();
+        let router = if config.metrics_enabled {
+            sidechain_telemetry::admin::router(std::sync::Arc::new(registry), readiness)
+        } else {
+            sidechain_telemetry::admin::health_routes(readiness)
+        };
         let task = tokio::spawn(sidechain_telemetry::admin::serve(
             listener,
-            sidechain_telemetry::admin::router(std::sync::Arc::new(registry), readiness),
+            router,
             stop.clone(),
         ));
         Ok(Self { addr, stop, task })
