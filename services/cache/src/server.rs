@@ -4,7 +4,7 @@
 //! which every instance receives.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_nats::{Client, Subscriber};
 use futures::StreamExt as _;
@@ -190,45 +190,45 @@ pub async fn follow_invalidations(
     applied: watch::Sender<u64>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let mut subscription = match client.subscribe(subjects::CACHE_INVALIDATE).await {
-            Ok(subscription) => subscription,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot subscribe to invalidations; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    () = shutdown.cancelled() => return,
-                }
+    let (store, feeds, applied) = (&store, &feeds, &applied);
+    sidechain_infra::nats::follow_subject(
+        &client,
+        subjects::CACHE_INVALIDATE,
+        &shutdown,
+        move |message| {
+            match CacheInvalidation::decode(message.payload) {
+                Ok(invalidation) => apply_invalidation(store, feeds, applied, &invalidation),
+                Err(_) => tracing::warn!("undecodable invalidation"),
             }
-        };
-        loop {
-            let message = tokio::select! {
-                message = subscription.next() => message,
-                () = shutdown.cancelled() => return,
-            };
-            let Some(message) = message else { break };
-            let Ok(invalidation) = CacheInvalidation::decode(message.payload) else {
-                tracing::warn!("undecodable invalidation");
-                continue;
-            };
-            store.invalidate(&invalidation);
-            if invalidation.everything {
-                feeds.pages().invalidate_all();
-                feeds.forget_ranking();
-            }
-            for scope in &invalidation.page_scopes {
-                feeds.pages().invalidate(scope);
-                if scope == "trending" {
-                    feeds.forget_ranking();
-                }
-            }
-            applied.send_if_modified(|current| {
-                let newer = invalidation.applied_seq > *current;
-                if newer {
-                    *current = invalidation.applied_seq;
-                }
-                newer
-            });
+            std::future::ready(())
+        },
+    )
+    .await;
+}
+
+/// Drops what an invalidation names from memory and advances the applied sequence.
+fn apply_invalidation(
+    store: &Store,
+    feeds: &Feeds,
+    applied: &watch::Sender<u64>,
+    invalidation: &CacheInvalidation,
+) {
+    store.invalidate(invalidation);
+    if invalidation.everything {
+        feeds.pages().invalidate_all();
+        feeds.forget_ranking();
+    }
+    for scope in &invalidation.page_scopes {
+        feeds.pages().invalidate(scope);
+        if scope == "trending" {
+            feeds.forget_ranking();
         }
     }
+    applied.send_if_modified(|current| {
+        let newer = invalidation.applied_seq > *current;
+        if newer {
+            *current = invalidation.applied_seq;
+        }
+        newer
+    });
 }
