@@ -143,18 +143,11 @@ async fn serve_subject(
         tracker.spawn(async move {
             let _permit = permit;
             let started = Instant::now();
-            let span = tracing::info_span!(
+            let span = sidechain_telemetry::message_span!(
                 "cache serve",
-                otel.name = %format!("process {}", message.subject),
-                otel.kind = "server",
-                messaging.system = "nats",
-                messaging.operation.type = "process",
-                messaging.destination.name = %message.subject,
-                trace_id = tracing::field::Empty,
-            );
-            sidechain_telemetry::propagation::continue_trace(
-                &span,
-                sidechain_telemetry::propagation::extract_nats(message.headers.as_ref()),
+                kind = "server",
+                operation = "process",
+                message,
             );
             let answer = handlers
                 .answer(route, &message.payload)
