@@ -522,6 +522,42 @@ pub async fn follow_subject<Handle, Handling>(
 mod tests {
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn follow_reopens_a_failed_or_ended_stream_until_shutdown() {
+        let shutdown = CancellationToken::new();
+        let opened = std::cell::Cell::new(0);
+        let seen = std::cell::RefCell::new(Vec::new());
+        let started = tokio::time::Instant::now();
+        let open = || {
+            let attempt = opened.replace(opened.get() + 1);
+            if attempt == 3 {
+                shutdown.cancel();
+            }
+            async move {
+                match attempt {
+                    0 => Err("NATS is down"),
+                    1 | 2 => Ok(futures::stream::iter(vec![attempt * 10, attempt * 10 + 1])),
+                    _ => Ok(futures::stream::iter(Vec::new())),
+                }
+            }
+        };
+        follow("test", &shutdown, open, |item| {
+            seen.borrow_mut().push(item);
+            std::future::ready(())
+        })
+        .await;
+        assert_eq!(*seen.borrow(), [10, 11, 20, 21], "every item, in order");
+        assert_eq!(
+            opened.get(),
+            4,
+            "opened again after a failure and after each end"
+        );
+        assert!(
+            started.elapsed() >= RESUBSCRIBE_DELAY * 3,
+            "a pause before each reopening"
+        );
+    }
+
     #[test]
     fn defaults_point_at_a_local_server() {
         let config = NatsConfig::from_source(&Source::default()).expect("defaults");
