@@ -21,11 +21,11 @@ pub mod sessions;
 pub mod store;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use sidechain_gorse::GorseClient;
-use sidechain_infra::service::{AdminServer, Foundation, Running};
+use sidechain_infra::service::{AdminServer, Foundation, Running, Stopping, until_cancelled};
 use sidechain_infra::status::GorseStatusView;
 use sidechain_infra::users::UserStore;
 use tokio::sync::watch;
@@ -97,21 +97,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let lookups = Lookups::new(redis.clone(), js.clone(), applied_rx);
 
     let applying = Arc::new(AtomicBool::new(false));
-    let readiness = readiness.with_check("read_models", {
-        let applying = applying.clone();
-        move || {
-            let ok = applying.load(Ordering::Relaxed);
-            async move {
-                if ok {
-                    Ok(())
-                } else {
-                    Err("consumer not started".to_owned())
-                }
-            }
-        }
-    });
-    let admin = AdminServer::start(config.service.metrics_addr(), registry, readiness).await?;
-    let admin_addr = admin.addr;
+    let readiness = readiness.with_flag("read_models", applying.clone(), "consumer not started");
+    let admin = AdminServer::start(&config.service, registry, readiness).await?;
 
     let tasks = TaskTracker::new();
     let requests = TaskTracker::new();
@@ -160,17 +147,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     .context("subscribing to request subjects")?;
 
     let drain_cap = config.service.shutdown_timeout;
-    let task = tokio::spawn(async move {
-        tracing::info!(%admin_addr, "cache service started");
-        shutdown.cancelled().await;
-        sidechain_infra::shutdown::drain(&requests, drain_cap).await;
-        sidechain_infra::shutdown::drain(&tasks, drain_cap).await;
-        if let Err(err) = nats.flush().await {
-            tracing::debug!(error = %err, "NATS flush on shutdown failed");
-        }
-        admin.stop().await?;
-        tracing::info!("cache service stopped");
-        Ok(())
-    });
-    Ok(Running::new(admin_addr, None, task))
+    let stopping = Stopping::new(admin, nats)
+        .drain(requests, drain_cap)
+        .drain(tasks, drain_cap);
+    Ok(Running::spawn(
+        "cache service",
+        None,
+        until_cancelled(shutdown),
+        stopping,
+    ))
 }

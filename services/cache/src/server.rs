@@ -4,7 +4,7 @@
 //! which every instance receives.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_nats::{Client, Subscriber};
 use futures::StreamExt as _;
@@ -143,18 +143,11 @@ async fn serve_subject(
         tracker.spawn(async move {
             let _permit = permit;
             let started = Instant::now();
-            let span = tracing::info_span!(
+            let span = sidechain_telemetry::message_span!(
                 "cache serve",
-                otel.name = %format!("process {}", message.subject),
-                otel.kind = "server",
-                messaging.system = "nats",
-                messaging.operation.type = "process",
-                messaging.destination.name = %message.subject,
-                trace_id = tracing::field::Empty,
-            );
-            sidechain_telemetry::propagation::continue_trace(
-                &span,
-                sidechain_telemetry::propagation::extract_nats(message.headers.as_ref()),
+                kind = "server",
+                operation = "process",
+                message,
             );
             let answer = handlers
                 .answer(route, &message.payload)
@@ -190,36 +183,36 @@ pub async fn follow_invalidations(
     applied: watch::Sender<u64>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let mut subscription = match client.subscribe(subjects::CACHE_INVALIDATE).await {
-            Ok(subscription) => subscription,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot subscribe to invalidations; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    () = shutdown.cancelled() => return,
-                }
+    let (store, feeds, applied) = (&store, &feeds, &applied);
+    sidechain_infra::nats::follow_subject(
+        &client,
+        subjects::CACHE_INVALIDATE,
+        &shutdown,
+        move |message| {
+            match CacheInvalidation::decode(message.payload) {
+                Ok(invalidation) => apply_invalidation(store, feeds, applied, &invalidation),
+                Err(_) => tracing::warn!("undecodable invalidation"),
             }
-        };
-        loop {
-            let message = tokio::select! {
-                message = subscription.next() => message,
-                () = shutdown.cancelled() => return,
-            };
-            let Some(message) = message else { break };
-            let Ok(invalidation) = CacheInvalidation::decode(message.payload) else {
-                tracing::warn!("undecodable invalidation");
-                continue;
-            };
-            store.invalidate(&invalidation);
-            feeds.invalidate(&invalidation);
-            applied.send_if_modified(|current| {
-                let newer = invalidation.applied_seq > *current;
-                if newer {
-                    *current = invalidation.applied_seq;
-                }
-                newer
-            });
+            std::future::ready(())
+        },
+    )
+    .await;
+}
+
+/// Drops what an invalidation names from memory and advances the applied sequence.
+fn apply_invalidation(
+    store: &Store,
+    feeds: &Feeds,
+    applied: &watch::Sender<u64>,
+    invalidation: &CacheInvalidation,
+) {
+    store.invalidate(invalidation);
+    feeds.invalidate(invalidation);
+    applied.send_if_modified(|current| {
+        let newer = invalidation.applied_seq > *current;
+        if newer {
+            *current = invalidation.applied_seq;
         }
-    }
+        newer
+    });
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sidechain_infra::service::{AdminServer, Foundation, Running};
+use sidechain_infra::service::{AdminServer, Foundation, Running, Stopping};
 use sidechain_infra::status::GorseStatusView;
 use sidechain_infra::users::UserStore;
 use tokio::net::TcpListener;
@@ -104,12 +104,11 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         timeout: config.request_timeout,
     });
 
-    let admin = AdminServer::start(config.service.metrics_addr(), registry, readiness).await?;
+    let admin = AdminServer::start(&config.service, registry, readiness).await?;
     let api_listener = TcpListener::bind(config.api_addr())
         .await
         .with_context(|| format!("binding PORT {}", config.api_addr()))?;
     let api_addr = api_listener.local_addr()?;
-    let admin_addr = admin.addr;
 
     let background = TaskTracker::new();
     background.spawn({
@@ -123,8 +122,7 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
 
     let app = http::router(state, observe, &config.cors_allowed_origins);
     let drain_cap = config.service.shutdown_timeout;
-    let task = tokio::spawn(async move {
-        tracing::info!(%api_addr, %admin_addr, "edge listening");
+    let intake = async move {
         let server = axum::serve(
             api_listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -138,15 +136,10 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
             served = server => served.context("serving the API")?,
             () = capped => tracing::warn!(cap_seconds = drain_cap.as_secs(), "drain cap reached; dropping open requests"),
         }
-        sidechain_infra::shutdown::drain(&background, Duration::from_secs(5)).await;
-        if let Err(err) = nats_client.flush().await {
-            tracing::debug!(error = %err, "NATS flush on shutdown failed");
-        }
-        admin.stop().await?;
-        tracing::info!("edge stopped");
         Ok(())
-    });
-    Ok(Running::new(admin_addr, Some(api_addr), task))
+    };
+    let stopping = Stopping::new(admin, nats_client).drain(background, Duration::from_secs(5));
+    Ok(Running::spawn("edge", Some(api_addr), intake, stopping))
 }
 
 async fn forget_idle_buckets(limiter: RateLimiter, shutdown: CancellationToken) {

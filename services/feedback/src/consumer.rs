@@ -106,19 +106,12 @@ impl Pipeline {
         if delivered > 1 {
             self.metrics.redelivered();
         }
-        let span = tracing::info_span!(
+        let span = sidechain_telemetry::message_span!(
             "feedback receive",
-            otel.name = %format!("receive {}", message.subject),
-            otel.kind = "consumer",
-            messaging.system = "nats",
-            messaging.operation.type = "receive",
-            messaging.destination.name = %message.subject,
+            kind = "consumer",
+            operation = "receive",
+            message,
             messaging.message.id = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-        );
-        sidechain_telemetry::propagation::continue_trace(
-            &span,
-            sidechain_telemetry::propagation::extract_nats(message.headers.as_ref()),
         );
         let event = match decode_event(&message.payload) {
             Ok(event) => event,

@@ -25,7 +25,7 @@ use async_nats::jetstream::{self, consumer::pull};
 use sidechain_events::subjects::{EVENTS_ALL, EVENTS_STREAM, FEEDBACK_CONSUMER};
 use sidechain_gorse::GorseClient;
 use sidechain_infra::nats;
-use sidechain_infra::service::{AdminServer, Foundation, Running};
+use sidechain_infra::service::{AdminServer, Foundation, Running, Stopping, until_cancelled};
 use sidechain_infra::status::GorseStatusPublisher;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -80,21 +80,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let delivery = Delivery::new(GorseClient::new(&config.gorse, &mut registry)?);
     let dead_letters = DeadLetters::new(redis, metrics.clone());
     let consuming = Arc::new(AtomicBool::new(false));
-    let readiness = readiness.with_check("consumer", {
-        let consuming = consuming.clone();
-        move || {
-            let ok = consuming.load(Ordering::Relaxed);
-            async move {
-                if ok {
-                    Ok(())
-                } else {
-                    Err("not consuming yet".to_owned())
-                }
-            }
-        }
-    });
-    let admin = AdminServer::start(config.service.metrics_addr(), registry, readiness).await?;
-    let admin_addr = admin.addr;
+    let readiness = readiness.with_flag("consumer", consuming.clone(), "not consuming yet");
+    let admin = AdminServer::start(&config.service, registry, readiness).await?;
 
     let tasks = TaskTracker::new();
     let flush_now = Arc::new(Notify::new());
@@ -148,19 +135,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     ));
     tasks.spawn(refresh_gauges(js, dead_letters, metrics, shutdown.clone()));
 
-    let drain_cap = config.service.shutdown_timeout;
-    let task = tokio::spawn(async move {
-        tracing::info!(%admin_addr, "feedback service started");
-        shutdown.cancelled().await;
-        sidechain_infra::shutdown::drain(&tasks, drain_cap).await;
-        if let Err(err) = nats_client.flush().await {
-            tracing::debug!(error = %err, "NATS flush on shutdown failed");
-        }
-        admin.stop().await?;
-        tracing::info!("feedback service stopped");
-        Ok(())
-    });
-    Ok(Running::new(admin_addr, None, task))
+    let stopping = Stopping::new(admin, nats_client).drain(tasks, config.service.shutdown_timeout);
+    Ok(Running::spawn(
+        "feedback service",
+        None,
+        until_cancelled(shutdown),
+        stopping,
+    ))
 }
 
 /// Keeps the queue-depth gauges current: dead-letter lengths and the consumer's backlog.

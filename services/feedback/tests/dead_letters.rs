@@ -38,7 +38,7 @@ fn delivery_to(gorse_url: &str) -> Delivery {
     let mut registry = Registry::default();
     let source = Source::default()
         .with("GORSE_URL", gorse_url)
-        .with("GORSE_RETRIES", "0");
+        .with("GORSE_RETRY_MAX_ATTEMPTS", "1");
     let config = GorseConfig::from_source(&source).expect("config");
     Delivery::new(GorseClient::new(&config, &mut registry).expect("client"))
 }

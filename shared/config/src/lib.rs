@@ -6,13 +6,15 @@
 //! build configurations without touching `std::env`.
 //!
 //! Every error names the variable at fault: a bad value stops the process at start with a
-//! message an operator can act on.
+//! message an operator can act on. A variable that is no longer read (or never was, though the
+//! design brief named it) is refused too, naming its replacement: see [`retired`].
 
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
 pub mod duration;
+pub mod retired;
 
 /// Where configuration values come from: a snapshot of variables.
 #[derive(Debug, Clone, Default)]
@@ -81,9 +83,37 @@ pub enum ConfigError {
         /// What is wrong and what is expected.
         reason: String,
     },
+    /// A variable that is no longer read is set; another one replaces it.
+    #[error("{var} is no longer read; set {by} instead: {how}")]
+    Replaced {
+        /// The variable set.
+        var: String,
+        /// The variable to set instead.
+        by: String,
+        /// How an old value translates.
+        how: String,
+    },
+    /// A variable the services do not support is set.
+    #[error("{var} is not supported: {why}")]
+    Unsupported {
+        /// The variable set.
+        var: String,
+        /// Why not, and what comes closest.
+        why: String,
+    },
 }
 
 impl ConfigError {
+    /// The variable at fault.
+    pub fn var(&self) -> &str {
+        match self {
+            Self::Missing { var }
+            | Self::Invalid { var, .. }
+            | Self::Replaced { var, .. }
+            | Self::Unsupported { var, .. } => var,
+        }
+    }
+
     /// A value that parsed but fails a rule (length, range, combination).
     pub fn invalid(var: &str, reason: impl Into<String>) -> Self {
         Self::Invalid {
@@ -94,8 +124,9 @@ impl ConfigError {
 }
 
 /// Fills `T` from `source`. Field `foo_bar` reads variable `FOO_BAR`; missing optional fields
-/// take their serde defaults.
+/// take their serde defaults. A source setting a [`retired::RETIRED`] variable is refused.
 pub fn load<T: DeserializeOwned>(source: &Source) -> Result<T, ConfigError> {
+    retired::refuse(source, retired::RETIRED)?;
     match envy::from_iter::<_, T>(source.pairs()) {
         Ok(value) => Ok(value),
         Err(envy::Error::MissingValue(field)) => Err(ConfigError::Missing {

@@ -11,6 +11,7 @@ use prometheus_client::registry::{Registry, Unit};
 use reqwest::{Method, StatusCode, Url};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next, RequestBuilder};
 use reqwest_retry::{Jitter, RetryTransientMiddleware, policies::ExponentialBackoff};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument as _;
 
@@ -20,6 +21,19 @@ use crate::model::{Feedback, Item, RowAffected, User};
 
 /// Longest `Retry-After` honoured before a retry (longer waits belong to the dead-letter list).
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
+
+/// A write without a body (deletes).
+const NO_BODY: Option<&()> = None;
+
+/// Whether a call goes through the circuit breaker: a policy chosen per call, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breaker {
+    /// Fails fast while the circuit is open, and its outcome opens or closes the circuit.
+    Guarded,
+    /// Always calls and leaves the breaker alone: the readiness probe, which is how recovery
+    /// is noticed while the circuit is open.
+    Bypass,
+}
 
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,10 +100,7 @@ pub struct GorseClient {
 impl GorseClient {
     /// A client for `config.gorse_url`; registers its metrics in `registry`.
     pub fn new(config: &GorseConfig, registry: &mut Registry) -> Result<Self, reqwest::Error> {
-        let base = Url::parse(&config.gorse_url).unwrap_or_else(|_| {
-            // `GorseConfig::from_source` validated it; a hand-built config may not have.
-            Url::parse("http://127.0.0.1:8088").unwrap_or_else(|_| unreachable!())
-        });
+        let base = config.gorse_url.clone();
         let http = reqwest::Client::builder()
             .connect_timeout(config.gorse_connect_timeout)
             .timeout(config.gorse_request_timeout)
@@ -127,7 +138,8 @@ impl GorseClient {
             )
             .jitter(Jitter::Bounded)
             .base(2)
-            .build_with_max_retries(config.gorse_retries);
+            // Attempts count the first one; the policy counts retries after it.
+            .build_with_max_retries(config.gorse_retry_max_attempts.saturating_sub(1));
         let writer = ClientBuilder::new(http.clone())
             .with(RetryTransientMiddleware::new_with_policy(backoff))
             .with(HonourRetryAfter)
@@ -185,10 +197,10 @@ impl GorseClient {
         method: Method,
         endpoint: &'static str,
         request: RequestBuilder,
-        use_breaker: bool,
+        breaker: Breaker,
     ) -> Result<T, GorseError> {
         let started = Instant::now();
-        let result = if use_breaker && self.breaker.acquire().is_err() {
+        let result = if breaker == Breaker::Guarded && self.breaker.acquire().is_err() {
             Err(GorseError::CircuitOpen)
         } else {
             let span = tracing::info_span!(
@@ -201,7 +213,7 @@ impl GorseClient {
                 http.response.status_code = tracing::field::Empty,
             );
             let result = send(request).instrument(span).await;
-            if use_breaker {
+            if breaker == Breaker::Guarded {
                 self.breaker
                     .record(matches!(result, Ok(_) | Err(GorseError::Rejected { .. })));
             }
@@ -217,18 +229,31 @@ impl GorseClient {
         result
     }
 
+    /// A write: `method` on the path `segments` (metric label `endpoint`) with an optional JSON
+    /// body, retried on transient failures and guarded by the circuit breaker.
+    async fn write<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        endpoint: &'static str,
+        segments: &[&str],
+        body: Option<&B>,
+    ) -> Result<RowAffected, GorseError> {
+        let mut request = self.request(&self.writer, method.clone(), self.url(segments), endpoint);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.call(method, endpoint, request, Breaker::Guarded).await
+    }
+
     /// Upserts feedback with `PUT /api/feedback` (overwrites: safe to repeat).
     pub async fn put_feedback(&self, feedback: &[Feedback]) -> Result<RowAffected, GorseError> {
-        const ENDPOINT: &str = "/api/feedback";
-        let request = self
-            .request(
-                &self.writer,
-                Method::PUT,
-                self.url(&["api", "feedback"]),
-                ENDPOINT,
-            )
-            .json(feedback);
-        self.call(Method::PUT, ENDPOINT, request, true).await
+        self.write(
+            Method::PUT,
+            "/api/feedback",
+            &["api", "feedback"],
+            Some(feedback),
+        )
+        .await
     }
 
     /// Deletes one feedback row.
@@ -238,50 +263,36 @@ impl GorseClient {
         user: &str,
         item: &str,
     ) -> Result<RowAffected, GorseError> {
-        const ENDPOINT: &str = "/api/feedback/{type}/{user}/{item}";
-        let url = self.url(&["api", "feedback", feedback_type, user, item]);
-        let request = self.request(&self.writer, Method::DELETE, url, ENDPOINT);
-        self.call(Method::DELETE, ENDPOINT, request, true).await
+        self.write(
+            Method::DELETE,
+            "/api/feedback/{type}/{user}/{item}",
+            &["api", "feedback", feedback_type, user, item],
+            NO_BODY,
+        )
+        .await
     }
 
     /// Inserts or updates items with `POST /api/items`.
     pub async fn insert_items(&self, items: &[Item]) -> Result<RowAffected, GorseError> {
-        const ENDPOINT: &str = "/api/items";
-        let request = self
-            .request(
-                &self.writer,
-                Method::POST,
-                self.url(&["api", "items"]),
-                ENDPOINT,
-            )
-            .json(items);
-        self.call(Method::POST, ENDPOINT, request, true).await
+        self.write(Method::POST, "/api/items", &["api", "items"], Some(items))
+            .await
     }
 
     /// Deletes an item (and its feedback).
     pub async fn delete_item(&self, item: &str) -> Result<RowAffected, GorseError> {
-        const ENDPOINT: &str = "/api/item/{id}";
-        let request = self.request(
-            &self.writer,
+        self.write(
             Method::DELETE,
-            self.url(&["api", "item", item]),
-            ENDPOINT,
-        );
-        self.call(Method::DELETE, ENDPOINT, request, true).await
+            "/api/item/{id}",
+            &["api", "item", item],
+            NO_BODY,
+        )
+        .await
     }
 
     /// Inserts or updates users with `POST /api/users`.
     pub async fn insert_users(&self, users: &[User]) -> Result<RowAffected, GorseError> {
-        const ENDPOINT: &str = "/api/users";
-        let request = self
-            .request(
-                &self.writer,
-                Method::POST,
-                self.url(&["api", "users"]),
-                ENDPOINT,
-            )
-            .json(users);
-        self.call(Method::POST, ENDPOINT, request, true).await
+        self.write(Method::POST, "/api/users", &["api", "users"], Some(users))
+            .await
     }
 
     /// Up to `n` recommended item ids for `user`, skipping `offset`. One attempt with the short
@@ -300,7 +311,8 @@ impl GorseClient {
         let request = self
             .request(&self.reader, Method::GET, url, ENDPOINT)
             .timeout(self.read_timeout);
-        self.call(Method::GET, ENDPOINT, request, true).await
+        self.call(Method::GET, ENDPOINT, request, Breaker::Guarded)
+            .await
     }
 
     /// `GET /api/health/ready`: `Ok` when Gorse is ready. Bypasses the breaker (it is how
@@ -315,7 +327,7 @@ impl GorseClient {
                 ENDPOINT,
             )
             .timeout(self.read_timeout.max(Duration::from_secs(2)));
-        self.call::<serde_json::Value>(Method::GET, ENDPOINT, request, false)
+        self.call::<serde_json::Value>(Method::GET, ENDPOINT, request, Breaker::Bypass)
             .await
             .map(|_| ())
     }

@@ -3,7 +3,8 @@
 //!
 //! - One pooled `reqwest` client (keep-alive, connect and request timeouts).
 //! - Writes retry transient failures (connect errors, timeouts, 429, 5xx) with exponential
-//!   backoff and jitter (`reqwest-retry`; by default 3 retries after about 1 s, 2 s, 4 s),
+//!   backoff and jitter (`reqwest-retry`; by default `GORSE_RETRY_MAX_ATTEMPTS` = 4: the first
+//!   attempt, then retries after about 1 s, 2 s, 4 s),
 //!   waiting at least as long as a 429's `Retry-After`; other 4xx are never retried.
 //! - Reads used while answering a user (recommendations) are not retried: the caller has a
 //!   fallback and must not wait.

@@ -102,7 +102,7 @@ async fn two_failures_then_success_is_delivered_once_after_backoff() {
 #[tokio::test]
 async fn retries_stop_after_the_configured_number() {
     let double = GorseDouble::start().await;
-    let (client, _) = client(&double, &[("GORSE_RETRIES", "3")]);
+    let (client, _) = client(&double, &[("GORSE_RETRY_MAX_ATTEMPTS", "4")]);
     double.fail_next(10, 500);
     let err = client
         .put_feedback(&[like("u", "i")])
@@ -138,7 +138,10 @@ async fn the_breaker_opens_after_consecutive_failures_and_fails_fast() {
     let double = GorseDouble::start().await;
     let (client, _) = client(
         &double,
-        &[("GORSE_RETRIES", "0"), ("GORSE_BREAKER_FAILURES", "2")],
+        &[
+            ("GORSE_RETRY_MAX_ATTEMPTS", "1"),
+            ("GORSE_BREAKER_FAILURES", "2"),
+        ],
     );
     double.fail_next(2, 500);
     for _ in 0..2 {
@@ -166,7 +169,7 @@ async fn the_breaker_opens_after_consecutive_failures_and_fails_fast() {
 #[tokio::test]
 async fn an_absent_gorse_is_unavailable_and_a_returning_one_works() {
     let double = GorseDouble::start().await;
-    let (client, _) = client(&double, &[("GORSE_RETRIES", "1")]);
+    let (client, _) = client(&double, &[("GORSE_RETRY_MAX_ATTEMPTS", "2")]);
     double.go_away();
     let err = client.insert_items(&[]).await.expect_err("refused");
     assert!(matches!(err, GorseError::Unavailable(_)), "{err:?}");

@@ -4,16 +4,19 @@
 //! NATS runs and turns ready once NATS appears. Callers that must not wait (the edge answering
 //! a request) check [`is_connected`] and fail fast instead of queueing behind a dead link.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 use async_nats::{Client, ConnectOptions, HeaderMap};
 use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
 use prost::Message;
 use serde::Deserialize;
 use sidechain_config::{ConfigError, Source};
 use sidechain_events::{NewEvent, subjects};
+use tokio_util::sync::CancellationToken;
 
 /// Connection settings. Field `foo` is variable `FOO`.
 #[derive(Debug, Clone, Deserialize)]
@@ -460,9 +463,100 @@ pub async fn durable_consumer(
     }
 }
 
+/// How long a failed or ended subscription waits before it is opened again.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+
+/// Follows a subscription until shutdown, whatever happens to NATS in between: `open`
+/// subscribes (a core subscription, a KV watch…), every item goes to `handle` in order, and when
+/// opening fails or the stream ends it is opened again after a second. `what` names it in logs.
+pub async fn follow<S, E, Open, Opening, Handle, Handling>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut open: Open,
+    mut handle: Handle,
+) where
+    Open: FnMut() -> Opening,
+    Opening: Future<Output = Result<S, E>>,
+    E: std::fmt::Display,
+    S: Stream,
+    Handle: FnMut(S::Item) -> Handling,
+    Handling: Future<Output = ()>,
+{
+    loop {
+        match open().await {
+            Ok(stream) => {
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    tokio::select! {
+                        item = stream.next() => match item {
+                            Some(item) => handle(item).await,
+                            None => break,
+                        },
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot follow {what}; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// [`follow`] for the messages of a core NATS `subject` (broadcasts every instance receives).
+pub async fn follow_subject<Handle, Handling>(
+    client: &Client,
+    subject: &'static str,
+    shutdown: &CancellationToken,
+    handle: Handle,
+) where
+    Handle: FnMut(async_nats::Message) -> Handling,
+    Handling: Future<Output = ()>,
+{
+    follow(subject, shutdown, || client.subscribe(subject), handle).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn follow_reopens_a_failed_or_ended_stream_until_shutdown() {
+        let shutdown = CancellationToken::new();
+        let opened = std::cell::Cell::new(0);
+        let seen = std::cell::RefCell::new(Vec::new());
+        let started = tokio::time::Instant::now();
+        let open = || {
+            let attempt = opened.replace(opened.get() + 1);
+            if attempt == 3 {
+                shutdown.cancel();
+            }
+            async move {
+                match attempt {
+                    0 => Err("NATS is down"),
+                    1 | 2 => Ok(futures::stream::iter(vec![attempt * 10, attempt * 10 + 1])),
+                    _ => Ok(futures::stream::iter(Vec::new())),
+                }
+            }
+        };
+        follow("test", &shutdown, open, |item| {
+            seen.borrow_mut().push(item);
+            std::future::ready(())
+        })
+        .await;
+        assert_eq!(*seen.borrow(), [10, 11, 20, 21], "every item, in order");
+        assert_eq!(
+            opened.get(),
+            4,
+            "opened again after a failure and after each end"
+        );
+        assert!(
+            started.elapsed() >= RESUBSCRIBE_DELAY * 3,
+            "a pause before each reopening"
+        );
+    }
 
     #[test]
     fn defaults_point_at_a_local_server() {

@@ -184,7 +184,8 @@ fn operation(cmd: &Cmd) -> &'static str {
 /// Connection settings. Field `foo` is variable `FOO`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisConfig {
-    /// `REDIS_URL`: `redis://[:password@]host:port[/db]`, or `rediss://` for TLS.
+    /// `REDIS_URL`: `redis://[:password@]host:port[/db]`, or `rediss://` for TLS. When unset,
+    /// `REDIS_HOST`, `REDIS_PORT` and `REDIS_PASSWORD` (the design brief's names) compose it.
     #[serde(default = "default_url")]
     pub redis_url: String,
     /// `REDIS_RESPONSE_TIMEOUT`: a command that takes longer fails.
@@ -213,10 +214,63 @@ impl Default for RedisConfig {
     }
 }
 
+/// The design brief's alternative to `REDIS_URL`: host, port and password separately.
+#[derive(Deserialize)]
+struct RedisParts {
+    #[serde(default)]
+    redis_host: Option<String>,
+    #[serde(default)]
+    redis_port: Option<u16>,
+    #[serde(default)]
+    redis_password: Option<String>,
+}
+
+const PART_VARS: [&str; 3] = ["REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD"];
+
+impl RedisParts {
+    /// `redis://[:password@]host:port` from the parts (host `127.0.0.1`, port 6379 by default).
+    fn url(self) -> Result<String, ConfigError> {
+        let host = self.redis_host.unwrap_or_else(|| "127.0.0.1".to_owned());
+        // An IPv6 address goes in brackets in a URL.
+        let bracketed = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let port = self.redis_port.unwrap_or(6379);
+        let mut url = url::Url::parse(&format!("redis://{bracketed}:{port}"))
+            .ok()
+            .filter(|url| url.host().is_some())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "REDIS_HOST",
+                    format!("'{host}' is not a host name or address"),
+                )
+            })?;
+        if let Some(password) = self.redis_password.filter(|p| !p.is_empty()) {
+            // Percent-encodes the password; the Redis client decodes it.
+            url.set_password(Some(&password))
+                .map_err(|()| ConfigError::invalid("REDIS_PASSWORD", "cannot be used in a URL"))?;
+        }
+        Ok(url.into())
+    }
+}
+
 impl RedisConfig {
-    /// Reads and checks the settings (the URL must parse).
+    /// Reads and checks the settings (the URL must parse). `REDIS_HOST`/`REDIS_PORT`/
+    /// `REDIS_PASSWORD` compose the URL when `REDIS_URL` is unset; both at once are refused, so
+    /// neither is silently ignored.
     pub fn from_source(source: &Source) -> Result<Self, ConfigError> {
-        let config: Self = sidechain_config::load(source)?;
+        let mut config: Self = sidechain_config::load(source)?;
+        if let Some(part) = PART_VARS.into_iter().find(|var| source.get(var).is_some()) {
+            if source.get("REDIS_URL").is_some() {
+                return Err(ConfigError::invalid(
+                    part,
+                    "REDIS_URL is set too; set either REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD, not both",
+                ));
+            }
+            config.redis_url = sidechain_config::load::<RedisParts>(source)?.url()?;
+        }
         redis::Client::open(config.redis_url.as_str()).map_err(|e| {
             // The URL may hold a password: describe the problem, never echo the value.
             ConfigError::invalid(
@@ -289,6 +343,48 @@ mod tests {
         assert_eq!(operation(&redis::cmd("HMGET")), "hmget");
         assert_eq!(operation(redis::cmd("evalsha").arg("x")), "evalsha");
         assert_eq!(operation(&redis::cmd("DEBUG")), "other");
+    }
+
+    #[test]
+    fn host_port_and_password_compose_the_url() {
+        let source = Source::from_pairs([
+            ("REDIS_HOST", "redis.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "p@ss:w/rd"),
+        ]);
+        let config = RedisConfig::from_source(&source).expect("parts");
+        assert_eq!(
+            config.redis_url,
+            "redis://:p%40ss%3Aw%2Frd@redis.internal:6380"
+        );
+        let info = redis::IntoConnectionInfo::into_connection_info(config.redis_url.as_str())
+            .expect("the client reads it");
+        assert_eq!(info.redis_settings().password(), Some("p@ss:w/rd"));
+
+        let config = RedisConfig::from_source(&Source::default().with("REDIS_PORT", "7000"))
+            .expect("port alone");
+        assert_eq!(config.redis_url, "redis://127.0.0.1:7000");
+        let config =
+            RedisConfig::from_source(&Source::default().with("REDIS_HOST", "::1")).expect("IPv6");
+        assert_eq!(config.redis_url, "redis://[::1]:6379");
+    }
+
+    #[test]
+    fn parts_and_a_url_together_are_refused() {
+        let source = Source::from_pairs([("REDIS_URL", "redis://a:6379"), ("REDIS_PORT", "6380")]);
+        let err = RedisConfig::from_source(&source).expect_err("both");
+        assert!(
+            matches!(&err, ConfigError::Invalid { var, reason } if var == "REDIS_PORT" && reason.contains("REDIS_URL")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_parts_are_named() {
+        for (var, value) in [("REDIS_PORT", "six"), ("REDIS_HOST", "bad host/")] {
+            let err = RedisConfig::from_source(&Source::default().with(var, value)).expect_err(var);
+            assert_eq!(err.var(), var, "{err}");
+        }
     }
 
     #[test]

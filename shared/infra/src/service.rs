@@ -26,6 +26,9 @@ pub struct ServiceConfig {
     pub bind_address: IpAddr,
     /// `METRICS_PORT`: `/metrics` and `/health/*` (0 picks a free port, for tests).
     pub metrics_port: u16,
+    /// `METRICS_ENABLED`: `false` leaves `/metrics` out of the admin server (404); the health
+    /// endpoints stay, since orchestrators need them.
+    pub metrics_enabled: bool,
     /// `SHUTDOWN_TIMEOUT`: cap on draining in-flight work after SIGTERM.
     pub shutdown_timeout: Duration,
 }
@@ -36,6 +39,8 @@ struct Listen {
     bind_address: IpAddr,
     #[serde(default)]
     metrics_port: Option<u16>,
+    #[serde(default = "enabled")]
+    metrics_enabled: bool,
     #[serde(
         default = "default_shutdown_timeout",
         with = "sidechain_config::duration"
@@ -45,6 +50,10 @@ struct Listen {
 
 fn all_interfaces() -> IpAddr {
     IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+}
+
+fn enabled() -> bool {
+    true
 }
 
 fn default_shutdown_timeout() -> Duration {
@@ -62,6 +71,7 @@ impl ServiceConfig {
             redis: RedisConfig::from_source(source)?,
             bind_address: listen.bind_address,
             metrics_port: listen.metrics_port.unwrap_or(default_metrics_port),
+            metrics_enabled: listen.metrics_enabled,
             shutdown_timeout: listen.shutdown_timeout,
         })
     }
@@ -84,6 +94,46 @@ mod tests {
         let config = ServiceConfig::from_source(&Source::default().with("METRICS_PORT", "0"), 9091)
             .expect("set");
         assert_eq!(config.metrics_port, 0);
+    }
+
+    #[test]
+    fn metrics_can_be_turned_off_but_not_with_nonsense() {
+        let config = ServiceConfig::from_source(&Source::default(), 9091).expect("defaults");
+        assert!(config.metrics_enabled);
+        let source = Source::default().with("METRICS_ENABLED", "false");
+        assert!(
+            !ServiceConfig::from_source(&source, 9091)
+                .expect("off")
+                .metrics_enabled
+        );
+        let source = Source::default().with("METRICS_ENABLED", "nope");
+        let err = ServiceConfig::from_source(&source, 9091).expect_err("not a boolean");
+        assert_eq!(err.var(), "METRICS_ENABLED", "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_metrics_the_admin_server_still_answers_health() {
+        let source = Source::from_pairs([
+            ("METRICS_ENABLED", "false"),
+            ("METRICS_PORT", "0"),
+            ("BIND_ADDRESS", "127.0.0.1"),
+        ]);
+        let config = ServiceConfig::from_source(&source, 9091).expect("config");
+        let readiness =
+            sidechain_telemetry::admin::Readiness::new(tokio_util::sync::CancellationToken::new());
+        let admin = AdminServer::start(&config, Default::default(), readiness)
+            .await
+            .expect("admin server");
+        let port = admin.addr.port();
+        let statuses = tokio::task::spawn_blocking(move || {
+            ["/metrics", "/health/live", "/health/ready"].map(|path| {
+                sidechain_test_support::lifecycle::http_get(port, path).map(|(status, _)| status)
+            })
+        })
+        .await
+        .expect("requests");
+        assert_eq!(statuses, [Some(404), Some(200), Some(200)]);
+        admin.stop().await.expect("stops");
     }
 
     #[test]
@@ -119,6 +169,25 @@ impl Running {
             api_addr,
             task,
         }
+    }
+
+    /// Starts the life of a service whose listeners are bound: logs that `what` started, runs
+    /// `intake` (which returns once shutdown has stopped it taking work), then `stopping`.
+    pub fn spawn(
+        what: &'static str,
+        api_addr: Option<SocketAddr>,
+        intake: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+        stopping: Stopping,
+    ) -> Self {
+        let admin_addr = stopping.admin.addr;
+        let task = tokio::spawn(async move {
+            tracing::info!(%admin_addr, api_addr = ?api_addr, "{what} started");
+            let served = intake.await;
+            let stopped = stopping.run().await;
+            tracing::info!("{what} stopped");
+            served.and(stopped)
+        });
+        Self::new(admin_addr, api_addr, task)
     }
 
     /// Waits until the service has drained and stopped.
@@ -211,7 +280,6 @@ impl Foundation {
         shutdown: &tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        use std::sync::atomic::Ordering;
 
         let nats = crate::nats::connect(service, &config.nats).await?;
         let jetstream = crate::nats::jetstream(nats.clone(), &config.nats);
@@ -224,19 +292,7 @@ impl Foundation {
         let readiness = sidechain_telemetry::admin::Readiness::new(shutdown.clone())
             .with_check("nats", crate::nats::readiness_check(nats.clone()))
             .with_check("redis", crate::redis::readiness_check(redis.clone()))
-            .with_check("events_stream", {
-                let ready = stream_ready.clone();
-                move || {
-                    let ok = ready.load(Ordering::Relaxed);
-                    async move {
-                        if ok {
-                            Ok(())
-                        } else {
-                            Err("not set up yet".to_owned())
-                        }
-                    }
-                }
-            });
+            .with_flag("events_stream", stream_ready.clone(), "not set up yet");
         Ok(Self {
             nats,
             jetstream,
@@ -274,6 +330,49 @@ impl Foundation {
     }
 }
 
+/// The intake of a service whose work all runs in its own tasks: it stops when shutdown begins.
+pub async fn until_cancelled(shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    shutdown.cancelled().await;
+    Ok(())
+}
+
+/// The end of every service's life, once intake has stopped: drain each task tracker in
+/// order (each within its cap), flush what NATS still buffers, and stop the admin server last
+/// (health answers `draining` until then).
+#[derive(Debug)]
+pub struct Stopping {
+    admin: AdminServer,
+    nats: async_nats::Client,
+    drains: Vec<(tokio_util::task::TaskTracker, std::time::Duration)>,
+}
+
+impl Stopping {
+    /// Flushes `nats` and stops `admin`, after the drains added with [`Stopping::drain`].
+    pub fn new(admin: AdminServer, nats: async_nats::Client) -> Self {
+        Self {
+            admin,
+            nats,
+            drains: Vec::new(),
+        }
+    }
+
+    /// Drains `tracker` (at most `cap`) after the trackers added before it.
+    pub fn drain(mut self, tracker: tokio_util::task::TaskTracker, cap: Duration) -> Self {
+        self.drains.push((tracker, cap));
+        self
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        for (tracker, cap) in &self.drains {
+            crate::shutdown::drain(tracker, *cap).await;
+        }
+        if let Err(err) = self.nats.flush().await {
+            tracing::debug!(error = %err, "NATS flush on shutdown failed");
+        }
+        self.admin.stop().await
+    }
+}
+
 /// The admin server (metrics, health) of a service, stopped last.
 #[derive(Debug)]
 pub struct AdminServer {
@@ -284,21 +383,28 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    /// Binds `addr` and serves `registry` and `readiness` until [`AdminServer::stop`].
+    /// Binds the configured metrics address and serves `readiness` (and `registry`, unless
+    /// `METRICS_ENABLED=false`) until [`AdminServer::stop`].
     pub async fn start(
-        addr: SocketAddr,
+        config: &ServiceConfig,
         registry: prometheus_client::registry::Registry,
         readiness: sidechain_telemetry::admin::Readiness,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        let addr = config.metrics_addr();
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding METRICS_PORT {addr}"))?;
         let addr = listener.local_addr()?;
         let stop = tokio_util::sync::CancellationToken::new();
+        let router = if config.metrics_enabled {
+            sidechain_telemetry::admin::router(std::sync::Arc::new(registry), readiness)
+        } else {
+            sidechain_telemetry::admin::health_routes(readiness)
+        };
         let task = tokio::spawn(sidechain_telemetry::admin::serve(
             listener,
-            sidechain_telemetry::admin::router(std::sync::Arc::new(registry), readiness),
+            router,
             stop.clone(),
         ));
         Ok(Self { addr, stop, task })

@@ -2,7 +2,6 @@
 //! `gorse`), followed with a KV watch so `/health/gorse` answers from memory.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt as _;
@@ -49,41 +48,38 @@ impl GorseStatusView {
         replicas: usize,
         shutdown: CancellationToken,
     ) {
-        loop {
-            let watch = match crate::nats::ensure_kv_bucket(&js, bucket_config(replicas)).await {
-                Ok(bucket) => bucket
-                    .watch_with_history(GORSE_STATUS_KEY)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(err) => Err(err.to_string()),
-            };
-            match watch {
-                Ok(mut watch) => loop {
-                    tokio::select! {
-                        entry = watch.next() => match entry {
-                            Some(Ok(entry)) => match entry.operation {
-                                kv::Operation::Put => match GorseStatus::decode(entry.value) {
-                                    Ok(status) => self.set(Some(status)),
-                                    Err(err) => tracing::warn!(error = %err, "undecodable Gorse status"),
-                                },
-                                kv::Operation::Delete | kv::Operation::Purge => self.set(None),
-                            },
-                            Some(Err(err)) => {
-                                tracing::warn!(error = %err, "Gorse status watch failed");
-                                break;
-                            }
-                            None => break,
-                        },
-                        () = shutdown.cancelled() => return,
-                    }
+        let js = &js;
+        let open = move || async move {
+            let bucket = crate::nats::ensure_kv_bucket(js, bucket_config(replicas))
+                .await
+                .map_err(|e| e.to_string())?;
+            let watch = bucket
+                .watch_with_history(GORSE_STATUS_KEY)
+                .await
+                .map_err(|e| e.to_string())?;
+            // A failed watch ends the stream, and `follow` watches again.
+            Ok::<_, String>(watch.scan((), |(), entry| {
+                std::future::ready(
+                    entry
+                        .inspect_err(
+                            |err| tracing::warn!(error = %err, "Gorse status watch failed"),
+                        )
+                        .ok(),
+                )
+            }))
+        };
+        let this = &self;
+        crate::nats::follow("Gorse status", &shutdown, open, move |entry: kv::Entry| {
+            match entry.operation {
+                kv::Operation::Put => match GorseStatus::decode(entry.value) {
+                    Ok(status) => this.set(Some(status)),
+                    Err(err) => tracing::warn!(error = %err, "undecodable Gorse status"),
                 },
-                Err(err) => tracing::warn!(error = %err, "cannot watch Gorse status; retrying"),
+                kv::Operation::Delete | kv::Operation::Purge => this.set(None),
             }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {},
-                () = shutdown.cancelled() => return,
-            }
-        }
+            std::future::ready(())
+        })
+        .await;
     }
 }
 

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -78,6 +79,20 @@ impl Readiness {
         let check: CheckFn = Arc::new(move || Box::pin(check()));
         Arc::make_mut(&mut self.checks).push((name, check));
         self
+    }
+
+    /// Adds a check that passes while `flag` is set, the way a service reports a step of its
+    /// own start-up (stream created, consumer running); `not_yet` says why it is not ready.
+    pub fn with_flag(
+        self,
+        name: &'static str,
+        flag: Arc<AtomicBool>,
+        not_yet: &'static str,
+    ) -> Self {
+        self.with_check(name, move || {
+            let ok = flag.load(Ordering::Relaxed);
+            async move { if ok { Ok(()) } else { Err(not_yet.to_owned()) } }
+        })
     }
 
     /// Runs every check concurrently.
@@ -201,6 +216,16 @@ mod tests {
             .with_check("slow", futures::future::pending::<Result<(), String>>);
         let report = readiness.report().await;
         assert_eq!(report.checks["slow"], "down: timed out");
+    }
+
+    #[tokio::test]
+    async fn a_flag_check_follows_its_flag() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let readiness =
+            Readiness::new(CancellationToken::new()).with_flag("consumer", flag.clone(), "not yet");
+        assert_eq!(readiness.report().await.checks["consumer"], "down: not yet");
+        flag.store(true, Ordering::Relaxed);
+        assert!(readiness.report().await.is_ready());
     }
 
     #[tokio::test]

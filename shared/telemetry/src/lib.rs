@@ -21,3 +21,6 @@ mod setup;
 
 pub use config::TelemetryConfig;
 pub use setup::{TelemetryError, TelemetryGuard, build};
+/// For [`message_span!`]: `tracing` as this crate sees it.
+#[doc(hidden)]
+pub use tracing as __tracing;

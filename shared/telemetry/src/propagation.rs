@@ -3,7 +3,43 @@
 //!
 //! A root span (an HTTP request, a consumed message) declares `trace_id = tracing::field::Empty`
 //! and is handed to [`continue_trace`] before it is entered; the id then appears on every log
-//! line inside it.
+//! line inside it. For a NATS message, [`message_span!`](crate::message_span) builds that span
+//! with the OpenTelemetry messaging fields in one place.
+
+/// The span of one NATS message being received or processed, continuing the trace its headers
+/// carry: `otel.name` is `"<operation> <subject>"`, with `otel.kind`, `messaging.system`,
+/// `messaging.operation.type`, `messaging.destination.name` and `trace_id`, plus any extra
+/// fields given after the message.
+///
+/// ```ignore
+/// let span = sidechain_telemetry::message_span!(
+///     "feedback receive", kind = "consumer", operation = "receive", message,
+///     messaging.message.id = tracing::field::Empty,
+/// );
+/// ```
+///
+/// A macro because `tracing` needs the span name and field names at compile time.
+#[macro_export]
+macro_rules! message_span {
+    ($name:literal, kind = $kind:literal, operation = $operation:literal, $message:expr $(, $($field:tt)*)?) => {{
+        let message = &$message;
+        let span = $crate::__tracing::info_span!(
+            $name,
+            otel.name = %format!("{} {}", $operation, message.subject),
+            otel.kind = $kind,
+            messaging.system = "nats",
+            messaging.operation.type = $operation,
+            messaging.destination.name = %message.subject,
+            trace_id = $crate::__tracing::field::Empty,
+            $($($field)*)?
+        );
+        $crate::propagation::continue_trace(
+            &span,
+            $crate::propagation::extract_nats(message.headers.as_ref()),
+        );
+        span
+    }};
+}
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt as _;

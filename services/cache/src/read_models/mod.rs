@@ -349,19 +349,12 @@ impl Applier {
 }
 
 fn trace_applied(event: &DecodedEvent, message: &Message) {
-    let span = tracing::info_span!(
+    let span = sidechain_telemetry::message_span!(
         "cache apply event",
-        otel.name = %format!("process {}", message.subject),
-        otel.kind = "consumer",
-        messaging.system = "nats",
-        messaging.operation.type = "process",
-        messaging.destination.name = %message.subject,
+        kind = "consumer",
+        operation = "process",
+        message,
         messaging.message.id = %event.id(),
-        trace_id = tracing::field::Empty,
-    );
-    sidechain_telemetry::propagation::continue_trace(
-        &span,
-        sidechain_telemetry::propagation::extract_nats(message.headers.as_ref()),
     );
     span.in_scope(|| tracing::debug!(kind = event.kind().as_str(), "applied"));
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
-use futures::StreamExt as _;
 use moka::Expiry;
 use moka::future::Cache;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -302,29 +301,18 @@ impl Sessions {
 
     /// Listens to `auth.revoked` until shutdown, dropping revoked sessions from this instance.
     pub async fn follow_revocations(self, shutdown: CancellationToken) {
-        loop {
-            let mut subscription = match self.nats.subscribe(subjects::AUTH_REVOKED).await {
-                Ok(sub) => sub,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot subscribe to revocations; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        () = shutdown.cancelled() => return,
-                    }
+        let this = &self;
+        sidechain_infra::nats::follow_subject(
+            &self.nats,
+            subjects::AUTH_REVOKED,
+            &shutdown,
+            move |message| async move {
+                match TokenRevoked::decode(message.payload) {
+                    Ok(notice) => this.revoke_here(&notice.token_sha256).await,
+                    Err(err) => tracing::warn!(error = %err, "undecodable revocation notice"),
                 }
-            };
-            loop {
-                tokio::select! {
-                    message = subscription.next() => match message {
-                        Some(message) => match TokenRevoked::decode(message.payload) {
-                            Ok(notice) => self.revoke_here(&notice.token_sha256).await,
-                            Err(err) => tracing::warn!(error = %err, "undecodable revocation notice"),
-                        },
-                        None => break,
-                    },
-                    () = shutdown.cancelled() => return,
-                }
-            }
-        }
+            },
+        )
+        .await;
     }
 }
