@@ -376,3 +376,37 @@ async fn one_account_meets_a_backoff_after_repeated_sign_in_attempts() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn look_alike_emails_are_one_account_and_names_cannot_hide_text() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    edge.register("original").await;
+    let register = |email: &str, username: &str, display_name: &str| {
+        edge.call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(json!({
+                "email": email,
+                "username": username,
+                "password": "correct horse battery",
+                "display_name": display_name,
+            })),
+        )
+    };
+    // Full-width letters and at sign, upper case: the same address after NFKC and case folding.
+    let twin = register("\u{FF2F}RIGINAL\u{FF20}example.com", "twin", "Twin").await;
+    assert_eq!(twin.status, StatusCode::CONFLICT, "{:?}", twin.body);
+    assert_eq!(twin.body["error"], "email_taken");
+
+    let spoof = register("spoof@example.com", "spoof", "admin\u{202E}gnp.exe").await;
+    assert_eq!(spoof.status, StatusCode::BAD_REQUEST);
+    assert!(
+        spoof.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("display_name")),
+        "{:?}",
+        spoof.body
+    );
+}

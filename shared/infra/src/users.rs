@@ -71,10 +71,17 @@ fn username_key(username: &str) -> String {
     format!("username.{}", username.to_lowercase())
 }
 
+/// An email as it is stored and compared: Unicode NFKC (so full-width or composed look-alikes
+/// of one address are one address), then lower case, without surrounding space.
+pub fn normalize_email(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    email.trim().nfkc().collect::<String>().to_lowercase()
+}
+
 fn email_key(email: &str) -> String {
     format!(
         "email.{}",
-        hex::encode(Sha256::digest(email.to_lowercase().as_bytes()))
+        hex::encode(Sha256::digest(normalize_email(email).as_bytes()))
     )
 }
 
@@ -232,6 +239,20 @@ fn is_valid_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_are_one_address_whatever_their_unicode_form_or_case() {
+        assert_eq!(normalize_email(" Alice@Example.COM "), "alice@example.com");
+        // Full-width letters and at sign (NFKC folds them to ASCII).
+        assert_eq!(
+            normalize_email("\u{FF21}lice\u{FF20}example.com"),
+            "alice@example.com"
+        );
+        assert_eq!(
+            email_key("ALICE@example.com"),
+            email_key("alice@example.com")
+        );
+    }
 
     #[test]
     fn keys_are_case_insensitive_and_kv_safe() {

@@ -10,6 +10,7 @@ use sha2::{Digest as _, Sha256};
 use sidechain_events::UserId;
 use sidechain_events::events::{Logout, UserRegistered, event::Payload};
 use sidechain_events::rpc::UserRecord;
+use sidechain_infra::users::normalize_email;
 
 use utoipa::ToSchema;
 
@@ -44,11 +45,12 @@ pub struct RegisterRequest {
 
 impl Validate for RegisterRequest {
     fn validate(&self) -> Result<(), ApiError> {
-        validate::email(&self.email)?;
+        validate::email(&normalize_email(&self.email))?;
         validate::username(&self.username)?;
         validate::password(&self.password)?;
         if let Some(name) = &self.display_name {
             validate::length("display_name", name, 1, 64)?;
+            validate::plain_text("display_name", name)?;
         }
         Ok(())
     }
@@ -113,7 +115,7 @@ pub async fn register(
     let record = UserRecord {
         id: user_id.to_string(),
         username: body.username.clone(),
-        email: body.email.to_lowercase(),
+        email: normalize_email(&body.email),
         display_name: display_name.clone(),
         password_hash,
         created_at_ms: sidechain_events::now_ms(),

@@ -19,6 +19,25 @@ pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), Ap
     Ok(())
 }
 
+/// Fails if `value` holds control characters or invisible bidirectional controls, which can
+/// make a name display as something else (U+202E turns "evil\u{202E}cod.exe" around).
+pub fn plain_text(field: &str, value: &str) -> Result<(), ApiError> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    match value.chars().find(|c| hidden(*c)) {
+        None => Ok(()),
+        Some(c) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "{field} must not contain control or bidirectional formatting characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        )),
+    }
+}
+
 /// Fails unless `value` is an absolute http(s) URL of at most 2048 characters.
 pub fn url(field: &str, value: &str) -> Result<(), ApiError> {
     let ok = value.len() <= 2048
@@ -115,6 +134,20 @@ pub fn password(value: &str) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_with_control_or_bidi_characters_are_refused() {
+        assert!(plain_text("display_name", "DJ Ünïcode ♪ 東京").is_ok());
+        for bad in [
+            "evil\u{202E}cod.exe",
+            "a\u{2066}b",
+            "line\nbreak",
+            "nul\u{0}",
+            "\u{200F}rtl",
+        ] {
+            assert!(plain_text("display_name", bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn lengths_count_characters_not_bytes() {
