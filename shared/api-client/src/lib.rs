@@ -31,7 +31,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -304,12 +304,11 @@ impl<T> Call<T> {
 
     /// Sends `Idempotency-Key`, so a retried write is stored once.
     pub fn idempotency_key(self, key: &str) -> Self {
-        self.header(HeaderName::from_static("idempotency-key"), key)
+        self.header("idempotency-key", key)
     }
 
-    /// Adds a header (an invalid value fails the call when it is sent).
-    pub fn header(self, name: impl Into<HeaderName>, value: &str) -> Self {
-        let name = name.into();
+    /// Adds a header (an invalid name or value fails the call when it is sent).
+    pub fn header(self, name: &str, value: &str) -> Self {
         self.map(|b| b.header(name, value))
     }
 
@@ -318,11 +317,11 @@ impl<T> Call<T> {
         self.map(|b| b.json(body))
     }
 
-    /// Sends these bytes as the body, with this `Content-Type` (malformed input).
-    pub fn raw_body(self, content_type: &str, body: impl Into<bytes::Bytes>) -> Self {
+    /// Sends these bytes as the body, as they are (malformed input); set `Content-Type`
+    /// with [`Call::header`].
+    pub fn raw_body(self, body: impl Into<bytes::Bytes>) -> Self {
         let body: bytes::Bytes = body.into();
-        self.header(reqwest::header::CONTENT_TYPE, content_type)
-            .map(|b| b.body(body))
+        self.map(|b| b.body(body))
     }
 
     /// Gives up on this call after `timeout` (over the client's own timeout).
