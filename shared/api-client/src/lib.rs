@@ -39,7 +39,7 @@ pub use model::{
     Action, AuthEnvelope, Comment, CommentsPage, ErrorBody, FeedPage, Health, Login, Me,
     NewComment, NewPost, PageMeta, Play, Post, Refreshed, Registration, Session, User,
 };
-pub use reply::{ApiError, Failure, FailureKind, Outcome, Reply, error_label};
+pub use reply::{AnswerClass, ApiError, Failure, FailureKind, Outcome, Reply, error_label};
 pub use reqwest::{Method as HttpMethod, StatusCode};
 
 use model::{FollowBody, LikeBody};

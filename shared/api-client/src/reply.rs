@@ -125,6 +125,48 @@ pub fn error_label(outcome: &Outcome) -> Option<String> {
     }
 }
 
+/// What an answer means for a client that must not lose writes (the chaos suite's rows): the
+/// API promises a 2xx only once a write is stored, and 503 with `Retry-After` while a
+/// dependency is down; a 500 or a 503 without `Retry-After` breaks that promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerClass {
+    /// A 2xx: stored.
+    Accepted,
+    /// A 503 with `Retry-After`: refused, try again later.
+    UnavailableWithRetryAfter,
+    /// A 503 without `Retry-After`.
+    UnavailableWithoutRetryAfter,
+    /// A 500.
+    ServerError,
+    /// Any other status.
+    Other,
+    /// No status came back.
+    NoAnswer,
+}
+
+impl AnswerClass {
+    /// The class of a status (`None`: no answer) and whether `Retry-After` came with it, as a
+    /// write log records them.
+    pub fn of_status(status: Option<u16>, has_retry_after: bool) -> Self {
+        match status {
+            Some(status) if (200..300).contains(&status) => AnswerClass::Accepted,
+            Some(503) if has_retry_after => AnswerClass::UnavailableWithRetryAfter,
+            Some(503) => AnswerClass::UnavailableWithoutRetryAfter,
+            Some(500) => AnswerClass::ServerError,
+            Some(_) => AnswerClass::Other,
+            None => AnswerClass::NoAnswer,
+        }
+    }
+
+    /// The class of an outcome.
+    pub fn of(outcome: &Outcome) -> Self {
+        match outcome {
+            Ok(reply) => Self::of_status(Some(reply.status.as_u16()), reply.has_retry_after()),
+            Err(_) => AnswerClass::NoAnswer,
+        }
+    }
+}
+
 /// A typed call that did not come back with the 2xx it wanted, grouped by what the caller does.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -202,6 +244,28 @@ mod tests {
         assert_eq!(dated.retry_after(), None);
         assert!(dated.has_retry_after());
         assert!(!reply(503, None).has_retry_after());
+    }
+
+    #[test]
+    fn a_503_keeps_its_promise_only_with_retry_after() {
+        assert_eq!(
+            AnswerClass::of(&Ok(reply(503, Some("1")))),
+            AnswerClass::UnavailableWithRetryAfter
+        );
+        assert_eq!(
+            AnswerClass::of(&Ok(reply(503, None))),
+            AnswerClass::UnavailableWithoutRetryAfter
+        );
+        assert_eq!(
+            AnswerClass::of(&Ok(reply(202, None))),
+            AnswerClass::Accepted
+        );
+        assert_eq!(
+            AnswerClass::of_status(Some(500), true),
+            AnswerClass::ServerError
+        );
+        assert_eq!(AnswerClass::of_status(Some(409), false), AnswerClass::Other);
+        assert_eq!(AnswerClass::of_status(None, false), AnswerClass::NoAnswer);
     }
 
     #[test]
