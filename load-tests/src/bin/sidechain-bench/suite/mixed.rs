@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
+use sidechain_load::report::{RESULT_FILE, RunResult};
+use sidechain_load::stats::OpSummary;
 
 use super::{PAGE, Suite, World, format_duration};
 use crate::metrics::{self, Scrape};
@@ -84,14 +86,15 @@ impl Suite {
         Ok(())
     }
 
-    /// Runs `sidechain-load run --scenario mixed` against the stack; answers result.json.
+    /// Runs `sidechain-load run --scenario mixed` against the stack; answers its result.json,
+    /// read with the load tool's own types.
     pub(super) async fn load_run(
         &self,
         stack: &Stack,
         duration: Duration,
         warmup: Duration,
         out: &Path,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<RunResult> {
         std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
         let log_path = out.join("sidechain-load.log");
         let log = std::fs::File::create(&log_path).context("sidechain-load log")?;
@@ -134,42 +137,41 @@ impl Suite {
                 crate::stack::tail(&std::fs::read_to_string(&log_path).unwrap_or_default(), 30)
             );
         }
-        let text = std::fs::read_to_string(out.join("result.json"))
-            .context("read sidechain-load's result.json")?;
-        serde_json::from_str(&text).context("parse result.json")
+        RunResult::load(&out.join(RESULT_FILE))
     }
 
-    pub(super) fn mixed_rows(&self, result: &Value, before: &Scrape, after: &Scrape) {
+    pub(super) fn mixed_rows(&self, result: &RunResult, before: &Scrape, after: &Scrape) {
         let mut report = self.report();
-        let op_text = |op: &Value| {
-            let errors = op["errors"].as_u64().unwrap_or(0);
+        let op_text = |op: &OpSummary| {
             let mut text = format!(
                 "{}, p50 {}, p99 {}",
-                rate(op["throughput_rps"].as_f64().unwrap_or(0.0)),
-                ms(op["latency_ms"]["p50"].as_f64().unwrap_or(0.0)),
-                ms(op["latency_ms"]["p99"].as_f64().unwrap_or(0.0)),
+                rate(op.throughput_rps),
+                ms(op.latency_ms.p50),
+                ms(op.latency_ms.p99),
             );
-            if errors > 0 {
-                text.push_str(&format!(", {errors} errors {}", op["errors_by_status"]));
+            if op.errors > 0 {
+                text.push_str(&format!(
+                    ", {} errors {}",
+                    op.errors,
+                    serde_json::json!(op.errors_by_status)
+                ));
             } else {
                 text.push_str(", no errors");
             }
             text
         };
-        let total = &result["total"];
-        let errors = total["errors"].as_u64().unwrap_or(0);
+        let total = &result.total;
         report.row(
             "Mixed, all requests (100 concurrent)",
             "100 concurrent clients without errors",
             op_text(total),
             "–",
             "–",
-            Verdict::of(errors == 0 && total["requests"].as_u64().unwrap_or(0) > 0),
+            Verdict::of(total.errors == 0 && total.requests > 0),
         );
-        let operations = result["operations"].as_array().cloned().unwrap_or_default();
-        for op in &operations {
-            let name = op["operation"].as_str().unwrap_or("?");
-            let p99 = op["latency_ms"]["p99"].as_f64().unwrap_or(0.0);
+        for op in &result.operations {
+            let name = op.operation.as_str();
+            let p99 = op.latency_ms.p99;
             let (target, verdict) = match name {
                 "timeline" | "unified" | "trending" | "user_posts" => {
                     ("feed p99 < 100 ms (aim < 10 ms)", Verdict::of(p99 < 100.0))
@@ -216,31 +218,26 @@ impl Suite {
         } else {
             report.note("the cache service counted no page requests during the mixed run");
         }
-        let mut summary = serde_json::Map::new();
-        for key in [
-            "parameters",
-            "setup",
-            "measured_seconds",
-            "total",
-            "errors_by_status",
-        ] {
-            summary.insert(key.to_owned(), result[key].clone());
-        }
-        let ops: Vec<Value> = operations
+        let ops: Vec<Value> = result
+            .operations
             .iter()
             .map(|op| {
                 serde_json::json!({
-                    "operation": op["operation"], "requests": op["requests"], "errors": op["errors"],
-                    "throughput_rps": op["throughput_rps"], "latency_ms": op["latency_ms"],
-                    "errors_by_status": op["errors_by_status"],
+                    "operation": op.operation, "requests": op.requests, "errors": op.errors,
+                    "throughput_rps": op.throughput_rps, "latency_ms": op.latency_ms,
+                    "errors_by_status": op.errors_by_status,
                 })
             })
             .collect();
-        summary.insert("operations".to_owned(), Value::Array(ops));
-        summary.insert(
-            "page_requests".to_owned(),
-            serde_json::json!({"hit_memory": memory, "hit_redis": redis, "coalesced": coalesced, "miss": miss}),
-        );
-        report.detail("mixed", Value::Object(summary));
+        let summary = serde_json::json!({
+            "parameters": result.parameters,
+            "setup": result.setup,
+            "measured_seconds": result.measured_seconds,
+            "total": result.total,
+            "errors_by_status": result.errors_by_status,
+            "operations": ops,
+            "page_requests": {"hit_memory": memory, "hit_redis": redis, "coalesced": coalesced, "miss": miss},
+        });
+        report.detail("mixed", summary);
     }
 }

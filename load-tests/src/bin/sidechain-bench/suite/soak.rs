@@ -39,20 +39,20 @@ impl Suite {
         };
         samples.push((start.elapsed().as_secs_f64(), self.rss(stack).await));
         let mut report = self.report();
-        let total = &result["total"];
+        let total = &result.total;
         report.row(
             "Soak, all requests",
             "100 concurrent clients without errors",
             format!(
                 "{}, p50 {}, p99 {}, {} errors",
-                rate(total["throughput_rps"].as_f64().unwrap_or(0.0)),
-                ms(total["latency_ms"]["p50"].as_f64().unwrap_or(0.0)),
-                ms(total["latency_ms"]["p99"].as_f64().unwrap_or(0.0)),
-                total["errors"].as_u64().unwrap_or(0)
+                rate(total.throughput_rps),
+                ms(total.latency_ms.p50),
+                ms(total.latency_ms.p99),
+                total.errors
             ),
             "–",
             "–",
-            Verdict::of(total["errors"].as_u64() == Some(0)),
+            Verdict::of(total.errors == 0),
         );
         for kind in Kind::ALL {
             let name = kind.name();
