@@ -232,12 +232,11 @@ fn new_run_id() -> String {
 fn registration(run_id: &str, i: usize) -> Registration {
     // "lt" + 8 + "_" + up to 7 digits: at most 18 characters.
     let username = format!("lt{run_id}_{i}");
-    Registration {
-        email: format!("{username}@load.sidechain.test"),
-        password: format!("load-test-{run_id}"),
-        username,
-        display_name: None,
-    }
+    Registration::new(
+        &username,
+        "load.sidechain.test",
+        &format!("load-test-{run_id}"),
+    )
 }
 
 /// Who follows whom: each user follows up to `per_user` distinct others, picked by

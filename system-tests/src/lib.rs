@@ -6,7 +6,7 @@ pub mod chaos;
 
 use std::time::Duration;
 
-use sidechain_api_client::{ApiClient, NewPost, Registration};
+use sidechain_api_client::{ApiClient, NewPost};
 use sidechain_config::Source;
 use sidechain_infra::service::Running;
 use sidechain_test_support::{GorseDouble, NatsServer, RedisServer};
@@ -149,19 +149,7 @@ impl System {
 
     /// Registers `username` (password `correct horse battery`).
     pub async fn register(&self, username: &str) -> User {
-        let registration = Registration {
-            email: format!("{username}@example.com"),
-            username: username.to_owned(),
-            password: "correct horse battery".to_owned(),
-            display_name: None,
-        };
-        let session = self
-            .api
-            .register(&registration)
-            .fetch()
-            .await
-            .expect("registered")
-            .auth;
+        let session = sidechain_test_support::register(&self.api, username).await;
         User {
             id: session.user.id,
             token: session.token,

@@ -201,18 +201,19 @@ impl ApiClient {
 
     /// `POST /api/v1/social/follow` (the plugin's form, target in the body).
     pub fn social_follow(&self, user: &str) -> Call<Action> {
-        self.typed(Method::POST, "/api/v1/social/follow")
-            .json(&FollowBody {
-                target_user_id: user,
-            })
+        self.follow_body("/api/v1/social/follow", user)
     }
 
     /// `POST /api/v1/social/unfollow` (target in the body).
     pub fn social_unfollow(&self, user: &str) -> Call<Action> {
-        self.typed(Method::POST, "/api/v1/social/unfollow")
-            .json(&FollowBody {
-                target_user_id: user,
-            })
+        self.follow_body("/api/v1/social/unfollow", user)
+    }
+
+    fn follow_body(&self, path: &str, user: &str) -> Call<Action> {
+        let body = FollowBody {
+            target_user_id: user,
+        };
+        self.typed(Method::POST, path).json(&body)
     }
 
     /// `POST /api/v1/posts/{id}/play`.

@@ -19,6 +19,18 @@ pub struct Registration {
     pub display_name: Option<String>,
 }
 
+impl Registration {
+    /// `username` with the email `<username>@<email_domain>` and no display name.
+    pub fn new(username: &str, email_domain: &str, password: &str) -> Self {
+        Self {
+            email: format!("{username}@{email_domain}"),
+            username: username.to_owned(),
+            password: password.to_owned(),
+            display_name: None,
+        }
+    }
+}
+
 /// Body of `POST /api/v1/auth/login`: by username or by email.
 #[derive(Debug, Clone, Serialize)]
 pub struct Login {

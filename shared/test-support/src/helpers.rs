@@ -75,6 +75,21 @@ pub async fn send<T>(call: sidechain_api_client::Call<T>) -> Reply {
     call.send().await.expect("request sent").into()
 }
 
+/// Registers `username` (email `<username>@example.com`, password `correct horse battery`)
+/// through `api`; panics unless it is created.
+pub async fn register(
+    api: &sidechain_api_client::ApiClient,
+    username: &str,
+) -> sidechain_api_client::Session {
+    let registration =
+        sidechain_api_client::Registration::new(username, "example.com", "correct horse battery");
+    api.register(&registration)
+        .fetch()
+        .await
+        .unwrap_or_else(|err| panic!("registering {username}: {err}"))
+        .auth
+}
+
 /// Every message of the `EVENTS` stream as (subject, payload, `Nats-Msg-Id`), in order.
 pub async fn stream_messages(nats_url: &str) -> Vec<(String, bytes::Bytes, Option<String>)> {
     use futures::StreamExt as _;

@@ -54,12 +54,7 @@ impl Api {
 
     /// Registers `username` (password `benchmark-password`).
     pub(crate) async fn register(&self, username: &str) -> anyhow::Result<Account> {
-        let registration = Registration {
-            email: format!("{username}@bench.invalid"),
-            username: username.to_owned(),
-            password: "benchmark-password".to_owned(),
-            display_name: None,
-        };
+        let registration = Registration::new(username, "bench.invalid", "benchmark-password");
         let session = self
             .fetch(self.api.register(&registration), "register")
             .await?

@@ -105,19 +105,7 @@ impl Edge {
 
     /// Registers `username` (password `correct horse battery`).
     pub async fn register(&self, username: &str) -> TestUser {
-        let registration = Registration {
-            email: format!("{username}@example.com"),
-            username: username.to_owned(),
-            password: "correct horse battery".to_owned(),
-            display_name: None,
-        };
-        let session = self
-            .api
-            .register(&registration)
-            .fetch()
-            .await
-            .expect("registered")
-            .auth;
+        let session = sidechain_test_support::register(&self.api, username).await;
         TestUser {
             id: session.user.id,
             token: session.token,

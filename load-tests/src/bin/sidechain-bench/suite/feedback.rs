@@ -1,12 +1,10 @@
 //! The feedback service draining a backlog of likes into the Gorse double, on a fresh stack.
 
-use std::time::{Duration, Instant};
-
-use super::{Suite, wait_for_metric};
+use super::Suite;
 use crate::backlog;
 use crate::metrics;
 use crate::report::Verdict;
-use crate::stack::Stack;
+use crate::stack::{Kind, Stack};
 
 impl Suite {
     /// The feedback service drains a backlog of likes into the Gorse double.
@@ -23,21 +21,15 @@ impl Suite {
             "feedback: stored in {:.2} s; starting the feedback service",
             published.seconds
         );
+        let elapsed = self
+            .time_until_metric(
+                &mut stack,
+                Kind::Feedback,
+                "sidechain_feedback_items_sent_total",
+                f64::from(n),
+            )
+            .await?;
         let port = stack.feedback.metrics_port;
-        let limit = Duration::from_secs(60 + u64::from(n) / 200);
-        let http = self.http.clone();
-        let start = Instant::now();
-        let done = wait_for_metric(
-            &http,
-            port,
-            "sidechain_feedback_items_sent_total",
-            f64::from(n),
-            limit,
-        );
-        let (started, done) = tokio::join!(stack.feedback.start(&self.http, &[]), done);
-        started?;
-        done?;
-        let elapsed = start.elapsed().as_secs_f64();
         let scrape = metrics::scrape(&self.http, port).await?;
         let record = stack.gorse_record().await?;
         stack.stop().await;

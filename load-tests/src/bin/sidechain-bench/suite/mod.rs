@@ -213,6 +213,26 @@ impl Suite {
         measured
     }
 
+    /// Starts the `kind` service and answers the seconds from its start until its metric
+    /// `name` reaches `at_least` (a backlog drained); the limit grows with the backlog.
+    async fn time_until_metric(
+        &self,
+        stack: &mut Stack,
+        kind: Kind,
+        name: &str,
+        at_least: f64,
+    ) -> anyhow::Result<f64> {
+        let limit = Duration::from_secs(60 + u64::from(self.settings.events) / 200);
+        let service = stack.service(kind);
+        let port = service.metrics_port;
+        let start = Instant::now();
+        let done = wait_for_metric(&self.http, port, name, at_least, limit);
+        let (started, done) = tokio::join!(service.start(&self.http, &[]), done);
+        started?;
+        done?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
     /// Waits for `consumers` to catch up; notes it when they do not within the limit.
     async fn settle(&self, stack: &Stack, consumers: &[&str]) -> anyhow::Result<()> {
         if !stack.settle(consumers, SETTLE_LIMIT).await? {

@@ -1,11 +1,9 @@
 //! A fresh cache service replaying the stream into an empty Redis, on a fresh stack.
 
-use std::time::{Duration, Instant};
-
-use super::{Suite, wait_for_metric};
+use super::Suite;
 use crate::backlog;
 use crate::report::Verdict;
-use crate::stack::Stack;
+use crate::stack::{Kind, Stack};
 
 impl Suite {
     /// A fresh cache service replays the stream into an empty Redis.
@@ -20,21 +18,14 @@ impl Suite {
         let published = backlog::publish(&stack.js, backlog::history(n, 42)).await?;
         let last = stack.last_sequence().await?;
         eprintln!("replay: starting the cache service on an empty Redis");
-        let port = stack.cache.metrics_port;
-        let limit = Duration::from_secs(60 + u64::from(n) / 200);
-        let http = self.http.clone();
-        let start = Instant::now();
-        let done = wait_for_metric(
-            &http,
-            port,
-            "sidechain_cache_applied_sequence",
-            last as f64,
-            limit,
-        );
-        let (started, done) = tokio::join!(stack.cache.start(&self.http, &[]), done);
-        started?;
-        done?;
-        let elapsed = start.elapsed().as_secs_f64();
+        let elapsed = self
+            .time_until_metric(
+                &mut stack,
+                Kind::Cache,
+                "sidechain_cache_applied_sequence",
+                last as f64,
+            )
+            .await?;
         stack.stop().await;
         let throughput = published.events as f64 / elapsed;
         let mut report = self.report();
