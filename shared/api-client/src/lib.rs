@@ -30,7 +30,6 @@ mod reply;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,7 +39,8 @@ pub use model::{
     NewComment, NewPost, PageMeta, Play, Post, Refreshed, Registration, Session, User,
 };
 pub use reply::{AnswerClass, ApiError, Failure, FailureKind, Outcome, Reply, error_label};
-pub use reqwest::{Method as HttpMethod, StatusCode};
+/// Re-exported for [`ApiClient::request`] and for reading [`Reply::status`].
+pub use reqwest::{Method, StatusCode};
 
 use model::{FollowBody, LikeBody};
 
