@@ -14,15 +14,15 @@ use serde::{Deserialize, Serialize};
 /// Load generator for the Sidechain API.
 #[derive(Debug, Parser)]
 #[command(name = "sidechain-load", version, about)]
-pub(crate) struct Cli {
+pub struct Cli {
     /// What to do.
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Register users, create posts and follows, then measure a scenario.
     Run(Box<RunArgs>),
     /// Render report.html again from a result.json.
@@ -32,7 +32,7 @@ pub(crate) enum Command {
 /// What a workload does; see `scenario.rs` for the operation mix of each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Scenario {
+pub enum Scenario {
     /// Realistic: mostly feed reads, some likes, plays, follows, comments and new posts.
     Mixed,
     /// Only timelines (limit 20, offset 0): the cached-feed path.
@@ -47,7 +47,7 @@ pub(crate) enum Scenario {
 
 impl Scenario {
     /// The name used on the command line and in results.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Scenario::Mixed => "mixed",
             Scenario::Feed => "feed",
@@ -60,95 +60,95 @@ impl Scenario {
 
 /// `sidechain-load run`.
 #[derive(Debug, Args)]
-pub(crate) struct RunArgs {
+pub struct RunArgs {
     /// Base URL of the edge API.
     #[arg(
         long,
         env = "SIDECHAIN_LOAD_BASE_URL",
         default_value = "http://127.0.0.1:8787"
     )]
-    pub(crate) base_url: Url,
+    pub base_url: Url,
 
     /// The workload.
     #[arg(long, env = "SIDECHAIN_LOAD_SCENARIO", value_enum, default_value_t = Scenario::Mixed)]
-    pub(crate) scenario: Scenario,
+    pub scenario: Scenario,
 
     /// Requests in flight at most (one worker task each).
     #[arg(long, env = "SIDECHAIN_LOAD_CONCURRENCY", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub(crate) concurrency: u32,
+    pub concurrency: u32,
 
     /// How long to measure, after the warm-up (e.g. `60s`, `2m`, `500ms`).
     #[arg(long, env = "SIDECHAIN_LOAD_DURATION", default_value = "60s", value_parser = sidechain_config::duration::parse)]
-    pub(crate) duration: Duration,
+    pub duration: Duration,
 
     /// Load before measuring starts, not recorded (e.g. `5s`, `0s`).
     #[arg(long, env = "SIDECHAIN_LOAD_WARMUP", default_value = "5s", value_parser = sidechain_config::duration::parse)]
-    pub(crate) warmup: Duration,
+    pub warmup: Duration,
 
     /// Total requests per second (open loop, latency measured from the scheduled send time).
     /// Without it each worker sends its next request when the previous one is answered.
     #[arg(long, env = "SIDECHAIN_LOAD_RATE", value_parser = parse_rate)]
-    pub(crate) rate: Option<f64>,
+    pub rate: Option<f64>,
 
     /// Users registered during set-up.
     #[arg(long, env = "SIDECHAIN_LOAD_USERS", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
-    pub(crate) users: u32,
+    pub users: u32,
 
     /// Posts each user creates during set-up.
     #[arg(long, env = "SIDECHAIN_LOAD_POSTS_PER_USER", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub(crate) posts_per_user: u32,
+    pub posts_per_user: u32,
 
     /// Users each user follows during set-up (chosen by popularity, Zipf over users).
     #[arg(long, env = "SIDECHAIN_LOAD_FOLLOWS_PER_USER", default_value_t = 10)]
-    pub(crate) follows_per_user: u32,
+    pub follows_per_user: u32,
 
     /// Requests in flight at most during set-up.
     #[arg(long, env = "SIDECHAIN_LOAD_SETUP_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub(crate) setup_concurrency: u32,
+    pub setup_concurrency: u32,
 
     /// Seed of every random choice (operations, targets, post fields); random when omitted.
     /// Usernames always get a fresh run id, so reruns with one seed do not collide.
     #[arg(long, env = "SIDECHAIN_LOAD_SEED")]
-    pub(crate) seed: Option<u64>,
+    pub seed: Option<u64>,
 
     /// Directory for result.json and report.html (created if missing).
     /// Default: `load-tests/results/<scenario>-<UTC time>`.
     #[arg(long, env = "SIDECHAIN_LOAD_OUT")]
-    pub(crate) out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 
     /// Append one JSON line per write (like, play, comment, follow, post) to this file,
     /// successful or not.
     #[arg(long, env = "SIDECHAIN_LOAD_RECORD_WRITES")]
-    pub(crate) record_writes: Option<PathBuf>,
+    pub record_writes: Option<PathBuf>,
 
     /// Client-side cap on one request (then it counts as a `timeout` error).
     #[arg(long, env = "SIDECHAIN_LOAD_TIMEOUT", default_value = "15s", value_parser = sidechain_config::duration::parse)]
-    pub(crate) timeout: Duration,
+    pub timeout: Duration,
 
     /// Fail (exit code 1, after writing the results) when the measurement saw more errors than
     /// this: CI's smoke run uses 0. Unlimited when omitted.
     #[arg(long, env = "SIDECHAIN_LOAD_MAX_ERRORS")]
-    pub(crate) max_errors: Option<u64>,
+    pub max_errors: Option<u64>,
 
     /// No progress line every second (the summary is still printed).
     #[arg(long, env = "SIDECHAIN_LOAD_QUIET")]
-    pub(crate) quiet: bool,
+    pub quiet: bool,
 }
 
 /// `sidechain-load report`.
 #[derive(Debug, Args)]
-pub(crate) struct ReportArgs {
+pub struct ReportArgs {
     /// A result.json written by `run`.
     #[arg(long = "in")]
-    pub(crate) input: PathBuf,
+    pub input: PathBuf,
 
     /// Where to write the HTML (default: report.html next to the input).
     #[arg(long)]
-    pub(crate) out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

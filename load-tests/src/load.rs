@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::cli::Scenario;
-use crate::client::{ApiClient, Outcome, WriteAck, error_label};
+use crate::client::{self, ApiClient, Outcome, WriteAck, error_label};
 use crate::scenario::{Operation, Planned, Planner, Scratch};
 use crate::setup::World;
 use crate::stats::{Recorder, Summary, round3};
@@ -36,38 +36,38 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// How to load the world.
 #[derive(Debug, Clone)]
-pub(crate) struct LoadPlan {
+pub struct LoadPlan {
     /// The workload.
-    pub(crate) scenario: Scenario,
+    pub scenario: Scenario,
     /// Workers (requests in flight at most).
-    pub(crate) concurrency: usize,
+    pub concurrency: usize,
     /// Measured time.
-    pub(crate) duration: Duration,
+    pub duration: Duration,
     /// Unmeasured load before it.
-    pub(crate) warmup: Duration,
+    pub warmup: Duration,
     /// Open-loop requests per second; closed loop when `None`.
-    pub(crate) rate: Option<f64>,
+    pub rate: Option<f64>,
     /// Seed of the workers' choices.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// No progress line.
-    pub(crate) quiet: bool,
+    pub quiet: bool,
 }
 
 /// What the measured phase produced.
 #[derive(Debug)]
-pub(crate) struct Measurement {
+pub struct Measurement {
     /// Latencies, errors and the series.
-    pub(crate) summary: Summary,
+    pub summary: Summary,
     /// When measurement began (after the warm-up).
-    pub(crate) started_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
     /// When the last measured request finished.
-    pub(crate) ended_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
     /// Measured time (throughput is over this).
-    pub(crate) elapsed: Duration,
+    pub elapsed: Duration,
     /// Requests made during the warm-up (not measured).
-    pub(crate) warmup_requests: u64,
+    pub warmup_requests: u64,
     /// Open loop: requests due before the end that no worker was free to send.
-    pub(crate) unsent: Option<u64>,
+    pub unsent: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -114,7 +114,7 @@ impl Shared {
 }
 
 /// Runs the warm-up and the measured phase on `world` and returns what was measured.
-pub(crate) async fn measure(
+pub async fn measure(
     client: ApiClient,
     world: World,
     plan: &LoadPlan,
@@ -215,10 +215,7 @@ async fn worker(shared: Arc<Shared>, seed: u64) {
         };
         let planned = shared.planner.plan(&mut rng, &shared.world, &mut scratch);
         let actor = &shared.world.users[planned.actor];
-        let outcome = shared
-            .client
-            .send(Some(&actor.token), &planned.call, None)
-            .await;
+        let outcome = client::send(&shared.client, Some(&actor.token), &planned.call, None).await;
         let done = Instant::now();
         let latency = done.saturating_duration_since(due);
         let error = error_label(&outcome);
@@ -242,7 +239,7 @@ async fn worker(shared: Arc<Shared>, seed: u64) {
         if matches!(shared.pacing, Pacing::Closed) {
             let pause = match &outcome {
                 Ok(reply) if reply.status == StatusCode::TOO_MANY_REQUESTS => {
-                    reply.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)
+                    reply.retry_after().unwrap_or(DEFAULT_RETRY_AFTER)
                 }
                 Ok(_) => Duration::ZERO,
                 Err(_) => FAILURE_PAUSE,
@@ -272,7 +269,7 @@ fn write_record(
             (
                 Some(reply.status.as_u16()),
                 None,
-                reply.has_retry_after,
+                reply.has_retry_after(),
                 ack,
             )
         }

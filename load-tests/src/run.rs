@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
 use crate::cli::{RunArgs, Scenario};
-use crate::client::ApiClient;
+use crate::client;
 use crate::load::{self, LoadPlan};
 use crate::report::{self, Parameters, RunResult, summary_table};
 use crate::setup::{self, SetupPlan};
@@ -23,7 +23,7 @@ fn default_out_dir(scenario: Scenario, at: DateTime<Utc>) -> PathBuf {
 
 /// Runs `args` end to end. Fails (non-zero exit) when the API cannot be reached during
 /// set-up, the results cannot be written, or the run saw more errors than `--max-errors`.
-pub(crate) async fn execute(args: RunArgs) -> anyhow::Result<()> {
+pub async fn execute(args: RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.duration.is_zero(), "--duration must be longer than 0");
     let seed = args.seed.unwrap_or_else(rand::random);
     let out_dir = args
@@ -50,7 +50,7 @@ async fn run_into(args: RunArgs, seed: u64, out_dir: &Path) -> anyhow::Result<()
     };
 
     let connections = args.concurrency.max(args.setup_concurrency) as usize;
-    let client = ApiClient::new(&args.base_url, args.timeout, connections)?;
+    let client = client::connect(&args.base_url, args.timeout, connections)?;
     let base_url = client.base().to_owned();
     if !args.quiet {
         println!(

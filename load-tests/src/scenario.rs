@@ -16,16 +16,16 @@ use crate::client::{Call, Feed, NewPost, Page};
 use crate::setup::World;
 
 /// Zipf exponent of every popularity choice (1.0: the classic 1/rank law).
-pub(crate) const ZIPF_EXPONENT: f64 = 1.0;
+pub const ZIPF_EXPONENT: f64 = 1.0;
 /// Items per feed page.
-pub(crate) const PAGE_LIMIT: u32 = 20;
+pub const PAGE_LIMIT: u32 = 20;
 /// Pages a reader may scroll to (offsets `0, 20, … 80`), shallow ones far more often.
-pub(crate) const PAGES: usize = 5;
+pub const PAGES: usize = 5;
 
 /// One kind of request, measured on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Operation {
+pub enum Operation {
     /// `GET /api/v1/feed/timeline`.
     Timeline,
     /// `GET /api/v1/feed/unified`.
@@ -50,7 +50,7 @@ pub(crate) enum Operation {
 
 impl Operation {
     /// Name in tables, results and the write log.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Operation::Timeline => "timeline",
             Operation::Unified => "unified",
@@ -66,7 +66,7 @@ impl Operation {
     }
 
     /// Whether it stores an event (and goes to the write log).
-    pub(crate) fn is_write(self) -> bool {
+    pub fn is_write(self) -> bool {
         matches!(
             self,
             Operation::Like
@@ -80,7 +80,7 @@ impl Operation {
 
 /// A scenario's operations with their relative weights.
 #[derive(Debug, Clone)]
-pub(crate) struct Mix {
+pub struct Mix {
     entries: Vec<(Operation, u32)>,
     index: WeightedIndex<u32>,
 }
@@ -89,7 +89,7 @@ impl Mix {
     /// The mix of `scenario`. Weights are relative; `mixed` follows the brief
     /// (feeds 70: timeline 30, unified 20, trending 10, user posts 10; likes 10, plays 10,
     /// follows 3, comments 3, posts 2), `write` keeps the mixed proportions of its writes.
-    pub(crate) fn for_scenario(scenario: Scenario) -> anyhow::Result<Self> {
+    pub fn for_scenario(scenario: Scenario) -> anyhow::Result<Self> {
         use Operation as O;
         let entries = match scenario {
             Scenario::Mixed => vec![
@@ -119,12 +119,12 @@ impl Mix {
     }
 
     /// The operations this mix can pick.
-    pub(crate) fn operations(&self) -> Vec<Operation> {
+    pub fn operations(&self) -> Vec<Operation> {
         self.entries.iter().map(|(op, _)| *op).collect()
     }
 
     /// Picks an operation by weight.
-    pub(crate) fn pick<R: Rng + ?Sized>(&self, rng: &mut R) -> Operation {
+    pub fn pick<R: Rng + ?Sized>(&self, rng: &mut R) -> Operation {
         self.entries[self.index.sample(rng)].0
     }
 }
@@ -132,7 +132,7 @@ impl Mix {
 #[cfg(test)]
 impl Mix {
     /// Share of `op` in the mix (0 to 1).
-    pub(crate) fn share(&self, op: Operation) -> f64 {
+    pub fn share(&self, op: Operation) -> f64 {
         let total: u32 = self.entries.iter().map(|(_, w)| w).sum();
         let weight: u32 = self
             .entries
@@ -147,21 +147,21 @@ impl Mix {
 /// Picks indices `0..n` with probability proportional to `1 / (rank + 1)^s`: index 0 is the
 /// most popular.
 #[derive(Debug, Clone)]
-pub(crate) struct ZipfPicker {
+pub struct ZipfPicker {
     n: usize,
     zipf: Zipf<f64>,
 }
 
 impl ZipfPicker {
     /// A picker over `n` (≥ 1) items with exponent `s` (≥ 0).
-    pub(crate) fn new(n: usize, s: f64) -> anyhow::Result<Self> {
+    pub fn new(n: usize, s: f64) -> anyhow::Result<Self> {
         let zipf = Zipf::new(n as f64, s)
             .with_context(|| format!("no Zipf distribution over {n} items with exponent {s}"))?;
         Ok(Self { n, zipf })
     }
 
     /// An index in `0..n`.
-    pub(crate) fn pick<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
+    pub fn pick<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
         // Samples are whole numbers in 1..=n (the cast saturates, and is clamped anyway).
         let rank = self.zipf.sample(rng) as usize;
         rank.saturating_sub(1).min(self.n - 1)
@@ -170,27 +170,27 @@ impl ZipfPicker {
 
 /// One request to make: the operation, the acting user and the call.
 #[derive(Debug)]
-pub(crate) struct Planned<'w> {
+pub struct Planned<'w> {
     /// What is measured.
-    pub(crate) op: Operation,
+    pub op: Operation,
     /// Index of the acting user in the world.
-    pub(crate) actor: usize,
+    pub actor: usize,
     /// The post or user acted on, for the write log.
-    pub(crate) target: Option<&'w str>,
+    pub target: Option<&'w str>,
     /// The call.
-    pub(crate) call: Call<'w>,
+    pub call: Call<'w>,
 }
 
 /// Content a planned call refers to that must outlive the plan (comment text, new posts).
 #[derive(Debug, Default)]
-pub(crate) struct Scratch {
+pub struct Scratch {
     comment: String,
     post: Option<NewPost>,
 }
 
 /// Decides each request of a scenario: operation, user, target, page.
 #[derive(Debug, Clone)]
-pub(crate) struct Planner {
+pub struct Planner {
     mix: Mix,
     users: ZipfPicker,
     posts: ZipfPicker,
@@ -201,7 +201,7 @@ pub(crate) struct Planner {
 
 impl Planner {
     /// A planner for `scenario` over a world of `users` users and `posts` posts.
-    pub(crate) fn new(scenario: Scenario, users: usize, posts: usize) -> anyhow::Result<Self> {
+    pub fn new(scenario: Scenario, users: usize, posts: usize) -> anyhow::Result<Self> {
         anyhow::ensure!(users >= 2, "at least two users are needed");
         anyhow::ensure!(posts >= 1, "at least one post is needed");
         Ok(Self {
@@ -216,7 +216,7 @@ impl Planner {
     }
 
     /// The operations this planner's scenario uses.
-    pub(crate) fn operations(&self) -> Vec<Operation> {
+    pub fn operations(&self) -> Vec<Operation> {
         self.mix.operations()
     }
 
@@ -244,7 +244,7 @@ impl Planner {
     }
 
     /// The next request. `scratch` holds generated text the call borrows.
-    pub(crate) fn plan<'w, R: Rng + ?Sized>(
+    pub fn plan<'w, R: Rng + ?Sized>(
         &self,
         rng: &mut R,
         world: &'w World,
@@ -371,7 +371,7 @@ fn pick<'a, R: Rng + ?Sized>(rng: &mut R, items: &[&'a str]) -> &'a str {
 }
 
 /// A plausible loop: https audio URL, bpm 60–180, a key, one or two genres, 2–60 s.
-pub(crate) fn random_post<R: Rng + ?Sized>(rng: &mut R) -> NewPost {
+pub fn random_post<R: Rng + ?Sized>(rng: &mut R) -> NewPost {
     let genre_count = rng.random_range(1..=2);
     let genres: Vec<String> = GENRES
         .choose_multiple(rng, genre_count)
@@ -383,18 +383,19 @@ pub(crate) fn random_post<R: Rng + ?Sized>(rng: &mut R) -> NewPost {
     let duration_seconds = ((bars * 4.0 * 60.0 / bpm).max(2.0) * 100.0).round() / 100.0;
     let file = rng.random::<u64>();
     NewPost {
-        title: format!("{} {}", pick(rng, &WORDS), pick(rng, &THINGS)),
+        title: Some(format!("{} {}", pick(rng, &WORDS), pick(rng, &THINGS))),
         audio_url: format!("https://cdn.sidechain.test/loops/{file:016x}.wav"),
+        waveform_url: None,
         bpm,
         key: pick(rng, &KEYS).to_owned(),
         genres,
         duration_seconds,
-        daw: pick(rng, &DAWS).to_owned(),
+        daw: Some(pick(rng, &DAWS).to_owned()),
     }
 }
 
 /// A short comment.
-pub(crate) fn random_comment<R: Rng + ?Sized>(rng: &mut R) -> String {
+pub fn random_comment<R: Rng + ?Sized>(rng: &mut R) -> String {
     pick(rng, &COMMENTS).to_owned()
 }
 

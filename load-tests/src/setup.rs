@@ -19,70 +19,70 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use crate::client::{ApiClient, AuthEnvelope, Call, NewPost, Registration, Reply};
+use crate::client::{self, ApiClient, AuthEnvelope, Call, NewPost, Registration, Reply};
 use crate::scenario::{ZIPF_EXPONENT, ZipfPicker, random_post};
 
 /// A registered user this tool can act as.
 #[derive(Debug, Clone)]
-pub(crate) struct User {
+pub struct User {
     /// User id (UUID).
-    pub(crate) id: String,
+    pub id: String,
     /// Bearer token.
-    pub(crate) token: String,
+    pub token: String,
 }
 
 /// A post made during set-up.
 #[derive(Debug, Clone)]
-pub(crate) struct Post {
+pub struct Post {
     /// Post id (UUID).
-    pub(crate) id: String,
+    pub id: String,
     /// Length, so plays can listen to part or all of it.
-    pub(crate) duration_seconds: f64,
+    pub duration_seconds: f64,
 }
 
 /// Users and posts, most popular first (the Zipf pickers favour low indices).
 #[derive(Debug, Clone)]
-pub(crate) struct World {
+pub struct World {
     /// Users.
-    pub(crate) users: Vec<User>,
+    pub users: Vec<User>,
     /// Posts.
-    pub(crate) posts: Vec<Post>,
+    pub posts: Vec<Post>,
 }
 
 /// What set-up asks for.
 #[derive(Debug, Clone)]
-pub(crate) struct SetupPlan {
+pub struct SetupPlan {
     /// Users to register.
-    pub(crate) users: usize,
+    pub users: usize,
     /// Posts per user.
-    pub(crate) posts_per_user: usize,
+    pub posts_per_user: usize,
     /// Follows per user.
-    pub(crate) follows_per_user: usize,
+    pub follows_per_user: usize,
     /// Requests in flight at most.
-    pub(crate) concurrency: usize,
+    pub concurrency: usize,
     /// Seed of the follow graph and post contents.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// No progress lines.
-    pub(crate) quiet: bool,
+    pub quiet: bool,
 }
 
 /// What set-up did, for the result file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct SetupReport {
+pub struct SetupReport {
     /// Prefix of this run's usernames.
-    pub(crate) run_id: String,
+    pub run_id: String,
     /// Users registered.
-    pub(crate) users: usize,
+    pub users: usize,
     /// Posts created.
-    pub(crate) posts: usize,
+    pub posts: usize,
     /// Follows made.
-    pub(crate) follows: usize,
+    pub follows: usize,
     /// 429 answers waited out.
-    pub(crate) rate_limited: u64,
+    pub rate_limited: u64,
     /// Requests retried after a 5xx or a transport failure.
-    pub(crate) retried: u64,
+    pub retried: u64,
     /// Wall time of set-up.
-    pub(crate) seconds: f64,
+    pub seconds: f64,
 }
 
 /// Attempts of one request after 5xx answers or transport failures.
@@ -119,7 +119,7 @@ impl Ctx {
         let mut failures = 0;
         let mut waits = 0;
         loop {
-            match self.client.send(token, call, idempotency_key).await {
+            match client::send(&self.client, token, call, idempotency_key).await {
                 Ok(reply)
                     if reply.status == StatusCode::TOO_MANY_REQUESTS
                         && waits < MAX_RATE_LIMITED_WAITS =>
@@ -138,7 +138,7 @@ impl Ctx {
                         );
                     }
                     let wait = reply
-                        .retry_after
+                        .retry_after()
                         .unwrap_or(DEFAULT_RETRY_AFTER)
                         .clamp(Duration::from_millis(100), Duration::from_secs(60));
                     tokio::time::sleep(wait).await;
@@ -147,7 +147,7 @@ impl Ctx {
                     failures += 1;
                     self.counters.retried.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(
-                        backoff(failures).max(reply.retry_after.unwrap_or_default()),
+                        backoff(failures).max(reply.retry_after().unwrap_or_default()),
                     )
                     .await;
                 }
@@ -232,16 +232,16 @@ fn new_run_id() -> String {
 fn registration(run_id: &str, i: usize) -> Registration {
     // "lt" + 8 + "_" + up to 7 digits: at most 18 characters.
     let username = format!("lt{run_id}_{i}");
-    Registration {
-        email: format!("{username}@load.sidechain.test"),
-        password: format!("load-test-{run_id}"),
-        username,
-    }
+    Registration::new(
+        &username,
+        "load.sidechain.test",
+        &format!("load-test-{run_id}"),
+    )
 }
 
 /// Who follows whom: each user follows up to `per_user` distinct others, picked by
 /// popularity (Zipf over users). Pairs are `(follower, followed)`.
-pub(crate) fn follow_pairs(
+pub fn follow_pairs(
     rng: &mut SmallRng,
     users: usize,
     per_user: usize,
@@ -268,10 +268,7 @@ pub(crate) fn follow_pairs(
 }
 
 /// Builds the world. Fails if the API cannot be reached or refuses set-up requests.
-pub(crate) async fn prepare(
-    client: ApiClient,
-    plan: &SetupPlan,
-) -> anyhow::Result<(World, SetupReport)> {
+pub async fn prepare(client: ApiClient, plan: &SetupPlan) -> anyhow::Result<(World, SetupReport)> {
     let started = Instant::now();
     let ctx = Arc::new(Ctx {
         client,
@@ -288,7 +285,7 @@ pub(crate) async fn prepare(
     };
 
     // Fail fast, with a clear message, when nothing answers.
-    match ctx.client.send(None, &Call::Health, None).await {
+    match client::send(&ctx.client, None, &Call::Health, None).await {
         Ok(reply) if reply.status.is_success() => {}
         Ok(reply) => say(format!("GET /health answered {}; going on", reply.status)),
         Err(failure) => {
@@ -413,7 +410,7 @@ async fn register(ctx: &Ctx, registration: &Registration) -> anyhow::Result<User
 #[cfg(test)]
 impl World {
     /// A world without a server, for tests.
-    pub(crate) fn fake(users: usize, posts_per_user: usize) -> Self {
+    pub fn fake(users: usize, posts_per_user: usize) -> Self {
         let users: Vec<User> = (0..users)
             .map(|i| User {
                 id: format!("00000000-0000-4000-8000-{i:012}"),

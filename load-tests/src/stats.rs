@@ -18,95 +18,95 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::Operation;
 
 /// Significant digits of the per-operation histograms.
-pub(crate) const SIGFIG: u8 = 3;
+pub const SIGFIG: u8 = 3;
 /// Significant digits of the per-second histograms (only p50 and p99 are read from them).
 const SERIES_SIGFIG: u8 = 2;
 /// Largest latency kept apart (1 hour, in µs); longer ones count as this.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
 /// The percentiles of the distribution curve in results and reports.
-pub(crate) const CURVE_PERCENTILES: [f64; 24] = [
+pub const CURVE_PERCENTILES: [f64; 24] = [
     0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.5, 95.0, 96.0, 97.0,
     98.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0,
 ];
 
 /// Latencies of one operation (or of all), in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Latency {
+pub struct Latency {
     /// Fastest.
-    pub(crate) min: f64,
+    pub min: f64,
     /// Mean.
-    pub(crate) mean: f64,
+    pub mean: f64,
     /// Median.
-    pub(crate) p50: f64,
+    pub p50: f64,
     /// 90th percentile.
-    pub(crate) p90: f64,
+    pub p90: f64,
     /// 95th percentile.
-    pub(crate) p95: f64,
+    pub p95: f64,
     /// 99th percentile.
-    pub(crate) p99: f64,
+    pub p99: f64,
     /// 99.9th percentile.
-    pub(crate) p999: f64,
+    pub p999: f64,
     /// Slowest.
-    pub(crate) max: f64,
+    pub max: f64,
 }
 
 /// One point of the distribution curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Percentile {
+pub struct Percentile {
     /// 0 to 100.
-    pub(crate) percentile: f64,
+    pub percentile: f64,
     /// Latency at that percentile.
-    pub(crate) ms: f64,
+    pub ms: f64,
 }
 
 /// Totals of one operation (or of all of them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct OpSummary {
+pub struct OpSummary {
     /// Operation name, or `total`.
-    pub(crate) operation: String,
+    pub operation: String,
     /// Requests completed (answered or failed).
-    pub(crate) requests: u64,
+    pub requests: u64,
     /// 2xx answers.
-    pub(crate) ok: u64,
+    pub ok: u64,
     /// Everything else.
-    pub(crate) errors: u64,
+    pub errors: u64,
     /// Requests per second over the measured time.
-    pub(crate) throughput_rps: f64,
+    pub throughput_rps: f64,
     /// Latency summary.
-    pub(crate) latency_ms: Latency,
+    pub latency_ms: Latency,
     /// Errors by HTTP status or failure kind.
-    pub(crate) errors_by_status: BTreeMap<String, u64>,
+    pub errors_by_status: BTreeMap<String, u64>,
     /// The distribution curve.
-    pub(crate) percentiles: Vec<Percentile>,
+    pub percentiles: Vec<Percentile>,
 }
 
 /// One second of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct SecondSummary {
+pub struct SecondSummary {
     /// Seconds since measurement began (0 is the first second).
-    pub(crate) second: u64,
+    pub second: u64,
     /// Requests completed in that second.
-    pub(crate) requests: u64,
+    pub requests: u64,
     /// Of which errors.
-    pub(crate) errors: u64,
+    pub errors: u64,
     /// Median latency of those requests.
-    pub(crate) p50_ms: f64,
+    pub p50_ms: f64,
     /// 99th percentile.
-    pub(crate) p99_ms: f64,
+    pub p99_ms: f64,
     /// Slowest.
-    pub(crate) max_ms: f64,
+    pub max_ms: f64,
 }
 
 /// Everything measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Summary {
+pub struct Summary {
     /// All operations together.
-    pub(crate) total: OpSummary,
+    pub total: OpSummary,
     /// Each operation of the scenario.
-    pub(crate) operations: Vec<OpSummary>,
+    pub operations: Vec<OpSummary>,
     /// Second by second.
-    pub(crate) series: Vec<SecondSummary>,
+    pub series: Vec<SecondSummary>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -114,7 +114,7 @@ fn ms(us: u64) -> f64 {
 }
 
 /// Rounds to three decimals (microseconds, for values in ms).
-pub(crate) fn round3(value: f64) -> f64 {
+pub fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
@@ -125,7 +125,7 @@ fn micros(latency: Duration) -> u64 {
 }
 
 /// Latency summary of a histogram of microseconds.
-pub(crate) fn latency_of(hist: &Histogram<u64>) -> Latency {
+pub fn latency_of(hist: &Histogram<u64>) -> Latency {
     if hist.is_empty() {
         return Latency::default();
     }
@@ -142,7 +142,7 @@ pub(crate) fn latency_of(hist: &Histogram<u64>) -> Latency {
 }
 
 /// The distribution curve of a histogram of microseconds (empty if nothing was recorded).
-pub(crate) fn curve_of(hist: &Histogram<u64>) -> Vec<Percentile> {
+pub fn curve_of(hist: &Histogram<u64>) -> Vec<Percentile> {
     if hist.is_empty() {
         return Vec::new();
     }
@@ -241,7 +241,7 @@ impl Second {
 /// Collects measurements; shared by the workers behind a mutex (a record takes well under a
 /// microsecond).
 #[derive(Debug)]
-pub(crate) struct Recorder {
+pub struct Recorder {
     ops: BTreeMap<Operation, OpRecorder>,
     total: OpRecorder,
     op_template: Histogram<u64>,
@@ -253,7 +253,7 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// A recorder listing `operations` (even those that end up with no requests).
-    pub(crate) fn new(operations: &[Operation]) -> anyhow::Result<Self> {
+    pub fn new(operations: &[Operation]) -> anyhow::Result<Self> {
         let op_template = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, SIGFIG)
             .context("latency histogram")?;
         let series_template = Histogram::<u32>::new_with_bounds(1, MAX_LATENCY_US, SERIES_SIGFIG)
@@ -273,13 +273,7 @@ impl Recorder {
 
     /// Records one request of `op` that took `latency`, completed during `second` (counted
     /// from the start of measurement); `error` is its label unless it succeeded.
-    pub(crate) fn record(
-        &mut self,
-        op: Operation,
-        latency: Duration,
-        error: Option<&str>,
-        second: u64,
-    ) {
+    pub fn record(&mut self, op: Operation, latency: Duration, error: Option<&str>, second: u64) {
         let us = micros(latency);
         let template = &self.op_template;
         self.ops
@@ -323,20 +317,20 @@ impl Recorder {
     }
 
     /// Summary of one second so far (for the progress line).
-    pub(crate) fn second(&self, second: u64) -> Option<SecondSummary> {
+    pub fn second(&self, second: u64) -> Option<SecondSummary> {
         let index = usize::try_from(second).ok()?;
         self.series.get(index).map(|s| s.summary(second))
     }
 
     /// Errors so far, by label.
-    pub(crate) fn errors(&self) -> &BTreeMap<String, u64> {
+    pub fn errors(&self) -> &BTreeMap<String, u64> {
         &self.total.errors
     }
 
     /// The summaries, with throughput over `elapsed`. The series covers the seconds of
     /// `window` (the measured duration), empty seconds included; requests finishing after
     /// it count in the totals only, so a last, partial second does not look like a drop.
-    pub(crate) fn summary(&self, elapsed: Duration, window: Duration) -> Summary {
+    pub fn summary(&self, elapsed: Duration, window: Duration) -> Summary {
         let seconds = window.as_secs() + u64::from(window.subsec_nanos() > 0);
         Summary {
             total: self.total.summary("total", elapsed),

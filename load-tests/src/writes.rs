@@ -19,55 +19,55 @@ const QUEUE: usize = 8192;
 
 /// One write and how it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct WriteRecord {
+pub struct WriteRecord {
     /// `like`, `play`, `comment`, `follow` or `post`.
-    pub(crate) op: String,
+    pub op: String,
     /// HTTP status; `null` when no answer came (see `error`).
-    pub(crate) status: Option<u16>,
+    pub status: Option<u16>,
     /// `connect`, `timeout` or `transport` when no answer came.
-    pub(crate) error: Option<String>,
+    pub error: Option<String>,
     /// Whether the answer had a `Retry-After` header.
-    pub(crate) retry_after: bool,
+    pub retry_after: bool,
     /// `event_id` of the answer body, when present (interactions).
-    pub(crate) event_id: Option<String>,
+    pub event_id: Option<String>,
     /// The post (like, play, comment) or user (follow) acted on; the new post's id for `post`.
-    pub(crate) target_id: Option<String>,
+    pub target_id: Option<String>,
     /// The `id` of a created post or comment.
-    pub(crate) id: Option<String>,
+    pub id: Option<String>,
     /// The acting user.
-    pub(crate) user_id: String,
+    pub user_id: String,
     /// When the request was sent (its scheduled time with `--rate`).
-    pub(crate) at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
     /// How long until the answer, in ms.
-    pub(crate) latency_ms: f64,
+    pub latency_ms: f64,
     /// `warmup` or `measure`.
-    pub(crate) phase: String,
+    pub phase: String,
 }
 
 /// The sending side, cloned into every worker.
 #[derive(Debug, Clone)]
-pub(crate) struct WriteLog {
+pub struct WriteLog {
     tx: mpsc::Sender<WriteRecord>,
 }
 
 impl WriteLog {
     /// Queues a record (waits if the queue is full). A closed log (after a file error,
     /// reported at the end) drops it.
-    pub(crate) async fn record(&self, record: WriteRecord) {
+    pub async fn record(&self, record: WriteRecord) {
         let _ = self.tx.send(record).await;
     }
 }
 
 /// The writing task; [`WriterTask::finish`] waits for it once every [`WriteLog`] is dropped.
 #[derive(Debug)]
-pub(crate) struct WriterTask {
+pub struct WriterTask {
     path: PathBuf,
     handle: JoinHandle<anyhow::Result<u64>>,
 }
 
 impl WriterTask {
     /// Waits until every queued record is on disk; answers how many were written.
-    pub(crate) async fn finish(self) -> anyhow::Result<u64> {
+    pub async fn finish(self) -> anyhow::Result<u64> {
         self.handle
             .await
             .context("the write log task panicked")?
@@ -76,7 +76,7 @@ impl WriterTask {
 }
 
 /// Opens `path` for appending (creating it and its directory) and starts the writer.
-pub(crate) async fn open(path: &Path) -> anyhow::Result<(WriteLog, WriterTask)> {
+pub async fn open(path: &Path) -> anyhow::Result<(WriteLog, WriterTask)> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir)
             .await

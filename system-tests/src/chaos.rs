@@ -19,6 +19,7 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use serde::Deserialize;
+use sidechain_api_client::AnswerClass;
 use sidechain_test_support::lifecycle::http_get;
 use sidechain_test_support::{NatsServer, RedisServer, ServiceBinary, free_port};
 
@@ -409,17 +410,17 @@ async fn verify(
             recovered_after: windows.iter().find(|w| w.0 == window).map_or(0.0, |w| w.3),
             ..FaultRow::default()
         });
-        match record.status {
-            Some(status) if (200..300).contains(&status) => {
+        match AnswerClass::of_status(record.status, record.retry_after) {
+            AnswerClass::Accepted => {
                 row.accepted += 1;
                 report.accepted += 1;
                 check_accepted(record, &by_event, &by_comment, &feedback, &mut report);
             }
-            Some(503) if record.retry_after => row.unavailable_with_retry_after += 1,
-            Some(503) => row.unavailable_without_retry_after += 1,
-            Some(500) => row.server_errors += 1,
-            Some(_) => row.other += 1,
-            None => row.no_answer += 1,
+            AnswerClass::UnavailableWithRetryAfter => row.unavailable_with_retry_after += 1,
+            AnswerClass::UnavailableWithoutRetryAfter => row.unavailable_without_retry_after += 1,
+            AnswerClass::ServerError => row.server_errors += 1,
+            AnswerClass::Other => row.other += 1,
+            AnswerClass::NoAnswer => row.no_answer += 1,
         }
     }
     let order = |name: &str| {

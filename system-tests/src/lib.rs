@@ -6,8 +6,7 @@ pub mod chaos;
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use sidechain_api_client::{ApiClient, NewPost};
 use sidechain_config::Source;
 use sidechain_infra::service::Running;
 use sidechain_test_support::{GorseDouble, NatsServer, RedisServer};
@@ -25,13 +24,14 @@ pub struct System {
     pub redis: RedisServer,
     /// The Gorse test double.
     pub gorse: GorseDouble,
-    /// Base URL of the edge API.
-    pub api: String,
+    /// The edge API.
+    pub api: ApiClient,
     /// Admin (metrics/health) URLs: edge, feedback, cache.
     pub admin: [String; 3],
     source: Source,
     shutdown: CancellationToken,
     running: Vec<Running>,
+    /// For the admin ports (health, metrics), which are not the client API.
     http: reqwest::Client,
 }
 
@@ -89,7 +89,7 @@ impl System {
         .await
         .expect("cache starts");
         let system = Self {
-            api: format!("http://{}", edge.api_addr.expect("api")),
+            api: ApiClient::new(format!("http://{}", edge.api_addr.expect("api"))),
             admin: [&edge, &feedback, &cache].map(|r| format!("http://{}", r.admin_addr)),
             nats,
             redis,
@@ -117,15 +117,15 @@ impl System {
         system
     }
 
-    /// Starts one more edge instance (fresh memory, same servers); returns its API base URL.
-    pub async fn another_edge(&mut self) -> String {
+    /// Starts one more edge instance (fresh memory, same servers); returns its API.
+    pub async fn another_edge(&mut self) -> ApiClient {
         let edge = sidechain_edge::start(
             sidechain_edge::EdgeConfig::from_source(&self.source).expect("edge config"),
             self.shutdown.clone(),
         )
         .await
         .expect("edge starts");
-        let api = format!("http://{}", edge.api_addr.expect("api"));
+        let api = ApiClient::new(format!("http://{}", edge.api_addr.expect("api")));
         let admin = format!("http://{}", edge.admin_addr);
         self.running.push(edge);
         eventually("the new edge is ready", Duration::from_secs(20), || async {
@@ -147,65 +147,34 @@ impl System {
         }
     }
 
-    /// Calls the API.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        self.call_at(&self.api, method, path, token, body).await
-    }
-
-    /// Calls the API of the edge at `base`.
-    pub async fn call_at(
-        &self,
-        base: &str,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        sidechain_test_support::call(&self.http, base, method, path, token, body).await
-    }
-
     /// Registers `username` (password `correct horse battery`).
     pub async fn register(&self, username: &str) -> User {
-        let reply = self
-            .call(
-                Method::POST,
-                "/api/v1/auth/register",
-                None,
-                Some(json!({"email": format!("{username}@example.com"), "username": username, "password": "correct horse battery"})),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        let session = sidechain_test_support::register(&self.api, username).await;
         User {
-            id: reply.body["auth"]["user"]["id"]
-                .as_str()
-                .expect("id")
-                .to_owned(),
-            token: reply.body["auth"]["token"]
-                .as_str()
-                .expect("token")
-                .to_owned(),
+            id: session.user.id,
+            token: session.token,
         }
     }
 
     /// Shares a loop as `user`; returns its id.
     pub async fn post(&self, user: &User, genre: &str) -> String {
-        let reply = self
-            .call(
-                Method::POST,
-                "/api/v1/feed/post",
-                Some(&user.token),
-                Some(json!({"audio_url": "https://cdn.example/loop.wav", "bpm": 124, "key": "A minor",
-                    "genres": [genre], "duration_seconds": 8.0, "title": "Night drive"})),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-        reply.body["id"].as_str().expect("post id").to_owned()
+        let post = NewPost {
+            title: Some("Night drive".to_owned()),
+            audio_url: "https://cdn.example/loop.wav".to_owned(),
+            waveform_url: None,
+            bpm: 124.0,
+            key: "A minor".to_owned(),
+            genres: vec![genre.to_owned()],
+            duration_seconds: 8.0,
+            daw: None,
+        };
+        self.api
+            .create_post(&post)
+            .bearer(&user.token)
+            .fetch()
+            .await
+            .expect("posted")
+            .id
     }
 
     /// The text of a service's `/metrics` (0 edge, 1 feedback, 2 cache).
@@ -236,4 +205,5 @@ impl System {
     }
 }
 
-pub use sidechain_test_support::{Reply, eventually};
+pub use sidechain_api_client::{Feed, NewComment, Play};
+pub use sidechain_test_support::{Reply, eventually, send};

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
-use sidechain_system_tests::{System, eventually};
+use sidechain_system_tests::{Feed, NewComment, Play, System, eventually, send};
 
 #[tokio::test]
 async fn register_post_follow_like_play_comment_and_see_it_everywhere() {
@@ -15,43 +15,23 @@ async fn register_post_follow_like_play_comment_and_see_it_everywhere() {
     let bob = system.register("bob").await;
 
     let post = system.post(&bob, "Techno").await;
-    let follow = system
-        .call(
-            Method::POST,
-            "/api/v1/social/follow",
-            Some(&alice.token),
-            Some(json!({"target_user_id": bob.id})),
-        )
-        .await;
+    let follow = send(system.api.social_follow(&bob.id).bearer(&alice.token)).await;
     assert_eq!(follow.status, StatusCode::OK, "{:?}", follow.body);
     // The like comes right after the post: the edge's lookup waits for the read models.
-    let like = system
-        .call(
-            Method::POST,
-            "/api/v1/social/like",
-            Some(&alice.token),
-            Some(json!({"activity_id": post, "emoji": "🔥"})),
-        )
-        .await;
+    let like = send(system.api.like(&post, Some("🔥")).bearer(&alice.token)).await;
     assert_eq!(like.status, StatusCode::OK, "{:?}", like.body);
     assert_eq!(like.body["action"], "like");
-    let play = system
-        .call(
-            Method::POST,
-            &format!("/api/v1/posts/{post}/play"),
-            Some(&alice.token),
-            Some(json!({"duration": 8.0, "completed": true})),
-        )
-        .await;
+    let listened = Play {
+        duration: 8.0,
+        completed: true,
+    };
+    let play = send(system.api.play(&post, listened).bearer(&alice.token)).await;
     assert_eq!(play.status, StatusCode::OK, "{:?}", play.body);
-    let comment = system
-        .call(
-            Method::POST,
-            &format!("/api/v1/posts/{post}/comments"),
-            Some(&alice.token),
-            Some(json!({"content": "huge"})),
-        )
-        .await;
+    let huge = NewComment {
+        content: "huge".to_owned(),
+        parent_id: None,
+    };
+    let comment = send(system.api.comment(&post, &huge).bearer(&alice.token)).await;
     assert_eq!(comment.status, StatusCode::CREATED, "{:?}", comment.body);
 
     // Each write is exactly one event on the stream.
@@ -75,13 +55,7 @@ async fn register_post_follow_like_play_comment_and_see_it_everywhere() {
     // Alice's timeline shows Bob's post with live counts, in the plugin's shape.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let timeline = loop {
-        let body = system
-            .call(
-                Method::GET,
-                "/api/v1/feed/timeline",
-                Some(&alice.token),
-                None,
-            )
+        let body = send(system.api.feed(Feed::Timeline, None).bearer(&alice.token))
             .await
             .body;
         if body["activities"][0]["like_count"] == 1 && body["activities"][0]["comment_count"] == 1 {
@@ -108,14 +82,7 @@ async fn register_post_follow_like_play_comment_and_see_it_everywhere() {
         json!({"limit": 20, "offset": 0, "count": 1, "has_more": false})
     );
 
-    let comments = system
-        .call(
-            Method::GET,
-            &format!("/api/v1/posts/{post}/comments"),
-            Some(&alice.token),
-            None,
-        )
-        .await;
+    let comments = send(system.api.comments(&post, None).bearer(&alice.token)).await;
     assert_eq!(comments.body["comments"][0]["content"], "huge");
 
     // The feedback reached Gorse: Alice's like (and her completed play, also a like), the
@@ -144,26 +111,13 @@ async fn register_post_follow_like_play_comment_and_see_it_everywhere() {
     );
 
     // Unfollowing empties Alice's timeline.
-    let unfollow = system
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/users/{}/follow", bob.id),
-            Some(&alice.token),
-            None,
-        )
-        .await;
+    let unfollow = send(system.api.unfollow(&bob.id).bearer(&alice.token)).await;
     assert_eq!(unfollow.status, StatusCode::OK);
     eventually(
         "the timeline is empty after unfollow",
         Duration::from_secs(10),
         || async {
-            let body = system
-                .call(
-                    Method::GET,
-                    "/api/v1/feed/timeline",
-                    Some(&alice.token),
-                    None,
-                )
+            let body = send(system.api.feed(Feed::Timeline, None).bearer(&alice.token))
                 .await
                 .body;
             body["activities"].as_array().is_some_and(Vec::is_empty)
@@ -172,27 +126,13 @@ async fn register_post_follow_like_play_comment_and_see_it_everywhere() {
     .await;
 
     // Bob deletes the post; likes on it are refused afterwards.
-    let deleted = system
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/posts/{post}"),
-            Some(&alice.token),
-            None,
-        )
-        .await;
+    let deleted = send(system.api.delete_post(&post).bearer(&alice.token)).await;
     assert_eq!(
         deleted.status,
         StatusCode::FORBIDDEN,
         "only the author deletes"
     );
-    let deleted = system
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/posts/{post}"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    let deleted = send(system.api.delete_post(&post).bearer(&bob.token)).await;
     assert_eq!(deleted.status, StatusCode::OK);
     system.stop().await;
 }
@@ -201,22 +141,11 @@ async fn register_post_follow_like_play_comment_and_see_it_everywhere() {
 async fn logout_reaches_the_cache_service_and_the_token_stays_dead() {
     let mut system = System::start(&[]).await;
     let carol = system.register("carol").await;
-    let me = system
-        .call(Method::GET, "/api/v1/auth/me", Some(&carol.token), None)
-        .await;
+    let me = send(system.api.me().bearer(&carol.token)).await;
     assert_eq!(me.status, StatusCode::OK);
-    let out = system
-        .call(
-            Method::POST,
-            "/api/v1/auth/logout",
-            Some(&carol.token),
-            None,
-        )
-        .await;
+    let out = send(system.api.logout().bearer(&carol.token)).await;
     assert_eq!(out.status, StatusCode::OK);
-    let after = system
-        .call(Method::GET, "/api/v1/auth/me", Some(&carol.token), None)
-        .await;
+    let after = send(system.api.me().bearer(&carol.token)).await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     assert_eq!(after.body["error"], "token_revoked");
 
@@ -225,15 +154,7 @@ async fn logout_reaches_the_cache_service_and_the_token_stays_dead() {
     let fresh = system.another_edge().await;
     let mut refused = None;
     for _ in 0..100 {
-        let reply = system
-            .call_at(
-                &fresh,
-                Method::GET,
-                "/api/v1/auth/me",
-                Some(&carol.token),
-                None,
-            )
-            .await;
+        let reply = send(fresh.me().bearer(&carol.token)).await;
         if reply.status != StatusCode::SERVICE_UNAVAILABLE {
             refused = Some(reply);
             break;

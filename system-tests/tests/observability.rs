@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
-use sidechain_system_tests::{System, eventually};
+use sidechain_system_tests::{Feed, System, eventually, send};
 
 fn names_in(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
@@ -77,9 +77,14 @@ async fn dashboards_and_alerts_only_query_exported_metrics() {
             json!({"content": "nice"}),
         ),
     ] {
-        let reply = system
-            .call(Method::POST, &path, Some(&alice.token), Some(body))
-            .await;
+        let reply = send(
+            system
+                .api
+                .request(Method::POST, &path)
+                .json(&body)
+                .bearer(&alice.token),
+        )
+        .await;
         assert!(reply.status.is_success(), "{path}: {:?}", reply.body);
     }
     eventually(
@@ -101,9 +106,7 @@ async fn dashboards_and_alerts_only_query_exported_metrics() {
         "/api/v1/recommendations/for-you".to_owned(),
         format!("/api/v1/users/{}/posts", bob.id),
     ] {
-        let reply = system
-            .call(Method::GET, &path, Some(&alice.token), None)
-            .await;
+        let reply = send(system.api.request(Method::GET, &path).bearer(&alice.token)).await;
         assert!(reply.status.is_success(), "{path}: {:?}", reply.body);
     }
     // Gorse goes away: batches are dead-lettered and feeds fall back to trending.
@@ -122,14 +125,7 @@ async fn dashboards_and_alerts_only_query_exported_metrics() {
         || async {
             let carol = format!("c{}", &uuid_suffix());
             let viewer = system.register(&carol).await;
-            system
-                .call(
-                    Method::GET,
-                    "/api/v1/feed/unified",
-                    Some(&viewer.token),
-                    None,
-                )
-                .await;
+            send(system.api.feed(Feed::Unified, None).bearer(&viewer.token)).await;
             system
                 .metrics(2)
                 .await

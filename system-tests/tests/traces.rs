@@ -7,9 +7,8 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::json;
-use sidechain_system_tests::{System, eventually};
+use reqwest::StatusCode;
+use sidechain_system_tests::{System, eventually, send};
 use sidechain_telemetry::TelemetryConfig;
 use sidechain_test_support::OtlpReceiver;
 
@@ -39,15 +38,15 @@ async fn the_spans_of_one_like_share_a_trace_id_from_the_edge_to_the_gorse_call(
     )
     .await;
 
-    let like = reqwest::Client::new()
-        .post(format!("{}/api/v1/social/like", system.api))
-        .bearer_auth(&alice.token)
-        .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
-        .json(&json!({"activity_id": post}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(like.status(), StatusCode::OK);
+    let like = send(
+        system
+            .api
+            .like(&post, None)
+            .bearer(&alice.token)
+            .header("traceparent", &format!("00-{TRACE_ID}-00f067aa0ba902b7-01")),
+    )
+    .await;
+    assert_eq!(like.status, StatusCode::OK);
     eventually(
         "the like reached Gorse",
         Duration::from_secs(10),
@@ -74,7 +73,7 @@ async fn the_spans_of_one_like_share_a_trace_id_from_the_edge_to_the_gorse_call(
         });
     assert!(carried, "PUT /api/feedback carried traceparent {TRACE_ID}");
 
-    let reply = system.call(Method::GET, "/health", None, None).await;
+    let reply = send(system.api.health()).await;
     assert_eq!(reply.status, StatusCode::OK);
     // The like's latency sample carries its trace id as an exemplar (OpenMetrics).
     let open_metrics = reqwest::Client::new()

@@ -17,88 +17,88 @@ use crate::cli::{ReportArgs, Scenario};
 use crate::setup::SetupReport;
 use crate::stats::{OpSummary, SecondSummary};
 
-pub(crate) use text::summary_table;
+pub use text::summary_table;
 
 /// Name of the machine-readable result in the output directory.
-pub(crate) const RESULT_FILE: &str = "result.json";
+pub const RESULT_FILE: &str = "result.json";
 /// Name of the HTML report in the output directory.
-pub(crate) const REPORT_FILE: &str = "report.html";
+pub const REPORT_FILE: &str = "report.html";
 
 /// How the run was configured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Parameters {
+pub struct Parameters {
     /// The API.
-    pub(crate) base_url: String,
+    pub base_url: String,
     /// Workers (requests in flight at most).
-    pub(crate) concurrency: u32,
+    pub concurrency: u32,
     /// Measured time asked for.
-    pub(crate) duration_seconds: f64,
+    pub duration_seconds: f64,
     /// Warm-up before it.
-    pub(crate) warmup_seconds: f64,
+    pub warmup_seconds: f64,
     /// Open-loop rate, if any.
-    pub(crate) rate: Option<f64>,
+    pub rate: Option<f64>,
     /// `closed-loop` or `open-loop`.
-    pub(crate) mode: String,
+    pub mode: String,
     /// Users registered.
-    pub(crate) users: u32,
+    pub users: u32,
     /// Posts per user.
-    pub(crate) posts_per_user: u32,
+    pub posts_per_user: u32,
     /// Follows per user.
-    pub(crate) follows_per_user: u32,
+    pub follows_per_user: u32,
     /// Seed of the random choices.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// Client-side request timeout.
-    pub(crate) timeout_seconds: f64,
+    pub timeout_seconds: f64,
 }
 
 /// Everything one run measured; the content of `result.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct RunResult {
+pub struct RunResult {
     /// `sidechain-load <version>`.
-    pub(crate) tool: String,
+    pub tool: String,
     /// The workload.
-    pub(crate) scenario: Scenario,
+    pub scenario: Scenario,
     /// Its configuration.
-    pub(crate) parameters: Parameters,
+    pub parameters: Parameters,
     /// What set-up did.
-    pub(crate) setup: SetupReport,
+    pub setup: SetupReport,
     /// When measurement began (after the warm-up).
-    pub(crate) started_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
     /// When it ended.
-    pub(crate) ended_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
     /// Measured time; throughput is over this.
-    pub(crate) measured_seconds: f64,
+    pub measured_seconds: f64,
     /// Requests of the warm-up (not in the stats).
-    pub(crate) warmup_requests: u64,
+    pub warmup_requests: u64,
     /// Open loop: requests due that no worker was free to send before the end.
-    pub(crate) unsent: Option<u64>,
+    pub unsent: Option<u64>,
     /// All operations together.
-    pub(crate) total: OpSummary,
+    pub total: OpSummary,
     /// Each operation of the scenario.
-    pub(crate) operations: Vec<OpSummary>,
+    pub operations: Vec<OpSummary>,
     /// Errors by HTTP status or failure kind, all operations.
-    pub(crate) errors_by_status: BTreeMap<String, u64>,
+    pub errors_by_status: BTreeMap<String, u64>,
     /// Second by second.
-    pub(crate) series: Vec<SecondSummary>,
+    pub series: Vec<SecondSummary>,
 }
 
 impl RunResult {
     /// Reads a result file.
-    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a sidechain-load result", path.display()))
     }
 
     /// The result as pretty JSON.
-    pub(crate) fn to_json(&self) -> anyhow::Result<String> {
+    pub fn to_json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(self)?)
     }
 }
 
 /// Writes `result.json` and `report.html` into `dir` (created if missing); answers their
 /// paths.
-pub(crate) fn write_all(dir: &Path, result: &RunResult) -> anyhow::Result<(PathBuf, PathBuf)> {
+pub fn write_all(dir: &Path, result: &RunResult) -> anyhow::Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json_path = dir.join(RESULT_FILE);
     std::fs::write(&json_path, result.to_json()? + "\n")
@@ -114,7 +114,7 @@ fn write_html(path: &Path, result: &RunResult) -> anyhow::Result<()> {
 }
 
 /// `sidechain-load report`: renders the HTML again from a result file; answers its path.
-pub(crate) fn rerender(args: &ReportArgs) -> anyhow::Result<PathBuf> {
+pub fn rerender(args: &ReportArgs) -> anyhow::Result<PathBuf> {
     let result = RunResult::load(&args.input)?;
     let out = args.out.clone().unwrap_or_else(|| {
         args.input
@@ -127,7 +127,7 @@ pub(crate) fn rerender(args: &ReportArgs) -> anyhow::Result<PathBuf> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+pub mod tests {
     use std::time::Duration;
 
     use super::*;
@@ -135,7 +135,7 @@ pub(crate) mod tests {
     use crate::stats::Recorder;
 
     /// The totals of a run without requests.
-    pub(crate) fn empty_summary() -> OpSummary {
+    pub fn empty_summary() -> OpSummary {
         Recorder::new(&[])
             .expect("rec")
             .summary(Duration::from_secs(1), Duration::from_secs(1))
@@ -143,7 +143,7 @@ pub(crate) mod tests {
     }
 
     /// A result as a short run would produce it.
-    pub(crate) fn sample() -> RunResult {
+    pub fn sample() -> RunResult {
         let mut recorder = Recorder::new(&[Operation::Timeline, Operation::Like]).expect("rec");
         for second in 0..5_u64 {
             for i in 1..=50_u64 {

@@ -36,7 +36,7 @@ fn row(out: &mut String, op: &OpSummary) {
 
 /// The run in a few lines: what ran, then per operation and in total the requests,
 /// throughput, p50/p95/p99/max in ms and the errors by status.
-pub(crate) fn summary_table(result: &RunResult) -> String {
+pub fn summary_table(result: &RunResult) -> String {
     let mut out = String::new();
     let p = &result.parameters;
     let pacing = match p.rate {

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backends, Edge};
+use common::{Backends, Edge, send};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -12,13 +12,7 @@ use serde_json::json;
 async fn register_answers_the_plugin_shape_and_publishes_one_event() {
     let backends = Backends::start();
     let edge = Edge::start(backends.source()).await;
-    let reply = edge
-        .call(
-            Method::POST,
-            "/api/v1/auth/register",
-            None,
-            Some(json!({"email": "Alice@Example.com", "username": "Alice", "password": "correct horse", "display_name": "Alice A."})),
-        )
+    let reply = send(edge.api.request(Method::POST, "/api/v1/auth/register").json(&json!({"email": "Alice@Example.com", "username": "Alice", "password": "correct horse", "display_name": "Alice A."})))
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let auth = &reply.body["auth"];
@@ -46,11 +40,10 @@ async fn usernames_and_emails_are_unique_even_under_concurrent_registration() {
     let backends = Backends::start();
     let edge = Edge::start(backends.source()).await;
     let attempt = |email: &'static str| {
-        edge.call(
-            Method::POST,
-            "/api/v1/auth/register",
-            None,
-            Some(json!({"email": email, "username": "dupe", "password": "correct horse"})),
+        send(
+            edge.api
+                .request(Method::POST, "/api/v1/auth/register")
+                .json(&json!({"email": email, "username": "dupe", "password": "correct horse"})),
         )
     };
     let (a, b) = tokio::join!(attempt("one@example.com"), attempt("two@example.com"));
@@ -65,13 +58,7 @@ async fn usernames_and_emails_are_unique_even_under_concurrent_registration() {
     assert_eq!(loser.body["error"], "username_taken");
 
     // Same email, other name, different case.
-    let reply = edge
-        .call(
-            Method::POST,
-            "/api/v1/auth/register",
-            None,
-            Some(json!({"email": "ONE@example.com", "username": "other", "password": "correct horse"})),
-        )
+    let reply = send(edge.api.request(Method::POST, "/api/v1/auth/register").json(&json!({"email": "ONE@example.com", "username": "other", "password": "correct horse"})))
         .await;
     let taken_by_first =
         reply.status == StatusCode::CONFLICT && reply.body["error"] == "email_taken";
@@ -97,29 +84,28 @@ async fn login_refresh_me_and_wrong_credentials() {
         json!({"username": "BOB", "password": "correct horse battery"}),
         json!({"email": "bob@example.com", "password": "correct horse battery"}),
     ] {
-        let reply = edge
-            .call(Method::POST, "/api/v1/auth/login", None, Some(login))
-            .await;
+        let reply = send(
+            edge.api
+                .request(Method::POST, "/api/v1/auth/login")
+                .json(&login),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         assert_eq!(reply.body["auth"]["user"]["id"], user.id.as_str());
     }
 
-    let wrong_password = edge
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "bob", "password": "nope nope"})),
-        )
-        .await;
-    let unknown_user = edge
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "nobody", "password": "nope nope"})),
-        )
-        .await;
+    let wrong_password = send(
+        edge.api
+            .request(Method::POST, "/api/v1/auth/login")
+            .json(&json!({"username": "bob", "password": "nope nope"})),
+    )
+    .await;
+    let unknown_user = send(
+        edge.api
+            .request(Method::POST, "/api/v1/auth/login")
+            .json(&json!({"username": "nobody", "password": "nope nope"})),
+    )
+    .await;
     for reply in [&wrong_password, &unknown_user] {
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
         assert_eq!(reply.body["error"], "invalid_credentials");
@@ -129,27 +115,16 @@ async fn login_refresh_me_and_wrong_credentials() {
         "must not say which part was wrong"
     );
 
-    let me = edge
-        .call(Method::GET, "/api/v1/auth/me", Some(&user.token), None)
-        .await;
+    let me = send(edge.api.me().bearer(&user.token)).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["user"]["username"], "bob");
 
-    let refreshed = edge
-        .call(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            Some(&user.token),
-            None,
-        )
-        .await;
+    let refreshed = send(edge.api.refresh().bearer(&user.token)).await;
     assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
     let new_token = refreshed.body["token"].as_str().expect("token");
     assert!(refreshed.body["expires_at"].is_string());
     assert_eq!(refreshed.body["user"]["id"], user.id.as_str());
-    let me = edge
-        .call(Method::GET, "/api/v1/auth/me", Some(new_token), None)
-        .await;
+    let me = send(edge.api.me().bearer(new_token)).await;
     assert_eq!(me.status, StatusCode::OK);
 }
 
@@ -157,13 +132,11 @@ async fn login_refresh_me_and_wrong_credentials() {
 async fn bad_tokens_are_refused_with_401() {
     let backends = Backends::start();
     let edge = Edge::start(backends.source()).await;
-    let missing = edge.call(Method::GET, "/api/v1/auth/me", None, None).await;
+    let missing = send(edge.api.me()).await;
     assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
     assert_eq!(missing.body["error"], "missing_token");
     assert_eq!(missing.headers["www-authenticate"], "Bearer");
-    let garbage = edge
-        .call(Method::GET, "/api/v1/auth/me", Some("not.a.jwt"), None)
-        .await;
+    let garbage = send(edge.api.me().bearer("not.a.jwt")).await;
     assert_eq!(garbage.status, StatusCode::UNAUTHORIZED);
     assert_eq!(garbage.body["error"], "invalid_token");
     assert!(
@@ -182,28 +155,20 @@ async fn logout_makes_the_token_useless_on_every_edge_within_a_second() {
 
     // Both instances have the session cached.
     for edge in [&first, &second] {
-        let me = edge
-            .call(Method::GET, "/api/v1/auth/me", Some(&user.token), None)
-            .await;
+        let me = send(edge.api.me().bearer(&user.token)).await;
         assert_eq!(me.status, StatusCode::OK);
     }
 
-    let out = first
-        .call(Method::POST, "/api/v1/auth/logout", Some(&user.token), None)
-        .await;
+    let out = send(first.api.logout().bearer(&user.token)).await;
     assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
     let revoked_at = tokio::time::Instant::now();
 
-    let again = first
-        .call(Method::GET, "/api/v1/auth/me", Some(&user.token), None)
-        .await;
+    let again = send(first.api.me().bearer(&user.token)).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
     assert_eq!(again.body["error"], "token_revoked");
 
     loop {
-        let there = second
-            .call(Method::GET, "/api/v1/auth/me", Some(&user.token), None)
-            .await;
+        let there = send(second.api.me().bearer(&user.token)).await;
         if there.status == StatusCode::UNAUTHORIZED {
             break;
         }

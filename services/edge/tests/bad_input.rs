@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Backends, Edge};
+use common::{Backends, Edge, send};
 use reqwest::{Method, StatusCode};
 
 struct Case {
@@ -387,21 +387,21 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
         });
     }
 
-    let client = reqwest::Client::new();
     for case in &cases {
-        let mut request = client
-            .request(case.method.clone(), format!("{}{}", edge.base, case.path))
+        let mut call = edge
+            .api
+            .request(case.method.clone(), &case.path)
             .header("content-type", case.content_type);
         if case.authenticated {
-            request = request.bearer_auth(&user.token);
+            call = call.bearer(&user.token);
         }
         if let Some(body) = &case.body {
-            request = request.body(body.clone());
+            call = call.raw_body(body.clone());
         }
-        let response = request.send().await.expect("sent");
-        let status = response.status();
-        let request_id = response.headers().get("x-request-id").cloned();
-        let text = response.text().await.expect("body");
+        let reply = call.send().await.expect("sent");
+        let status = reply.status;
+        let request_id = reply.headers.get("x-request-id").cloned();
+        let text = String::from_utf8_lossy(&reply.body);
         let label = format!(
             "{} {} {:?}",
             case.method,
@@ -428,15 +428,16 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
     }
 
     // An Idempotency-Key that is not printable ASCII is refused too.
-    let refused = client
-        .post(format!("{}/api/v1/feed/post", edge.base))
-        .bearer_auth(&user.token)
-        .header("idempotency-key", "")
+    let refused = edge
+        .api
+        .request(Method::POST, "/api/v1/feed/post")
+        .bearer(&user.token)
+        .idempotency_key("")
         .json(&serde_json::json!({"audio_url": "https://a.io/x.wav", "bpm": 120, "key": "C", "genres": ["x"], "duration_seconds": 3}))
         .send()
         .await
         .expect("sent");
-    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
 
     let events = common::stream_events(&backends.nats.url()).await;
     assert_eq!(
@@ -450,23 +451,16 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
 async fn a_valid_incoming_request_id_is_echoed_and_an_unsafe_one_replaced() {
     let backends = Backends::start();
     let edge = Edge::start(backends.source()).await;
-    let client = reqwest::Client::new();
-    let kept = client
-        .get(format!("{}/api/v1/nope", edge.base))
-        .header("x-request-id", "plugin-1234")
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(kept.headers()["x-request-id"], "plugin-1234");
-    let body: serde_json::Value = kept.json().await.expect("json");
-    assert_eq!(body["request_id"], "plugin-1234");
-    let replaced = client
-        .get(format!("{}/health", edge.base))
-        .header("x-request-id", "bad id; drop")
-        .send()
-        .await
-        .expect("sent");
-    assert_ne!(replaced.headers()["x-request-id"], "bad id; drop");
+    let kept = send(
+        edge.api
+            .request(Method::GET, "/api/v1/nope")
+            .header("x-request-id", "plugin-1234"),
+    )
+    .await;
+    assert_eq!(kept.headers["x-request-id"], "plugin-1234");
+    assert_eq!(kept.body["request_id"], "plugin-1234");
+    let replaced = send(edge.api.health().header("x-request-id", "bad id; drop")).await;
+    assert_ne!(replaced.headers["x-request-id"], "bad id; drop");
 }
 
 fn uuid_like() -> String {

@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{Backends, Edge};
-use reqwest::Method;
+use common::{Backends, Edge, send};
 
 #[tokio::test]
 async fn requests_are_counted_by_route_template() {
@@ -15,13 +14,7 @@ async fn requests_are_counted_by_route_template() {
         "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
         "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c",
     ] {
-        edge.call(
-            Method::GET,
-            &format!("/api/v1/users/{id}/posts"),
-            Some(&user.token),
-            None,
-        )
-        .await;
+        send(edge.api.user_posts(id, None).bearer(&user.token)).await;
     }
     let text = edge.metrics().await;
     assert!(

@@ -6,12 +6,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backends, Edge};
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use common::{Backends, Edge, NewPost, send};
+use reqwest::StatusCode;
 
-fn new_post() -> serde_json::Value {
-    json!({"audio_url": "https://cdn.example/a.wav", "bpm": 128, "key": "F minor", "genres": ["house"], "duration_seconds": 4.0})
+fn new_post() -> NewPost {
+    NewPost {
+        title: None,
+        audio_url: "https://cdn.example/a.wav".to_owned(),
+        waveform_url: None,
+        bpm: 128.0,
+        key: "F minor".to_owned(),
+        genres: vec!["house".to_owned()],
+        duration_seconds: 4.0,
+        daw: None,
+    }
 }
 
 #[tokio::test]
@@ -21,34 +29,18 @@ async fn writes_during_a_nats_outage_are_refused_with_503_and_none_is_lost() {
     let user = edge.register("writer").await;
     // A request that caches the session in the edge's memory.
     assert_eq!(
-        edge.call(Method::GET, "/api/v1/auth/me", Some(&user.token), None)
-            .await
-            .status,
+        send(edge.api.me().bearer(&user.token)).await.status,
         StatusCode::OK
     );
 
     let mut accepted = 0;
-    let post = edge
-        .call(
-            Method::POST,
-            "/api/v1/feed/post",
-            Some(&user.token),
-            Some(new_post()),
-        )
-        .await;
+    let post = send(edge.api.create_post(&new_post()).bearer(&user.token)).await;
     assert_eq!(post.status, StatusCode::CREATED);
     accepted += 1;
 
     backends.nats.kill();
     for _ in 0..5 {
-        let reply = edge
-            .call(
-                Method::POST,
-                "/api/v1/feed/post",
-                Some(&user.token),
-                Some(new_post()),
-            )
-            .await;
+        let reply = send(edge.api.create_post(&new_post()).bearer(&user.token)).await;
         assert_eq!(
             reply.status,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -58,7 +50,10 @@ async fn writes_during_a_nats_outage_are_refused_with_503_and_none_is_lost() {
         assert_eq!(reply.body["error"], "event_store_unavailable");
         assert!(reply.headers.contains_key("retry-after"));
     }
-    let ready = reqwest::get(format!("{}/health/ready", edge.admin))
+    let ready = edge
+        .admin_http
+        .get(format!("{}/health/ready", edge.admin))
+        .send()
         .await
         .expect("ready");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -66,14 +61,7 @@ async fn writes_during_a_nats_outage_are_refused_with_503_and_none_is_lost() {
     backends.nats.restart();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let reply = edge
-            .call(
-                Method::POST,
-                "/api/v1/feed/post",
-                Some(&user.token),
-                Some(new_post()),
-            )
-            .await;
+        let reply = send(edge.api.create_post(&new_post()).bearer(&user.token)).await;
         if reply.status == StatusCode::CREATED {
             accepted += 1;
             break;
@@ -105,18 +93,16 @@ async fn a_retry_with_the_same_idempotency_key_is_stored_once() {
     let backends = Backends::start();
     let edge = Edge::start(backends.source()).await;
     let user = edge.register("retrier").await;
-    let client = reqwest::Client::new();
-    let send = || {
-        client
-            .post(format!("{}/api/v1/feed/post", edge.base))
-            .bearer_auth(&user.token)
-            .header("idempotency-key", "upload-42")
-            .json(&new_post())
-            .send()
+    let upload = || {
+        edge.api
+            .create_post(&new_post())
+            .bearer(&user.token)
+            .idempotency_key("upload-42")
+            .fetch()
     };
-    let first: serde_json::Value = send().await.expect("sent").json().await.expect("json");
-    let second: serde_json::Value = send().await.expect("sent").json().await.expect("json");
-    assert_eq!(first["id"], second["id"], "the retry names the same post");
+    let first = upload().await.expect("stored");
+    let second = upload().await.expect("stored again");
+    assert_eq!(first.id, second.id, "the retry names the same post");
     let events = common::stream_events(&backends.nats.url()).await;
     assert_eq!(
         events

@@ -5,17 +5,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backends, Edge};
+use common::{Backends, Edge, Feed, send};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sidechain_test_support::metric;
 
 async fn login(edge: &Edge) -> common::Reply {
-    edge.call(
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "nobody", "password": "wrong password"})),
+    send(
+        edge.api
+            .request(Method::POST, "/api/v1/auth/login")
+            .json(&json!({"username": "nobody", "password": "wrong password"})),
     )
     .await
 }
@@ -49,9 +48,7 @@ async fn the_eleventh_login_in_a_minute_gets_429_with_retry_after() {
     assert!(limited.headers.contains_key("ratelimit-reset"));
 
     // Other classes have their own budget.
-    let feed = edge
-        .call(Method::GET, "/api/v1/feed/trending", None, None)
-        .await;
+    let feed = send(edge.api.feed(Feed::Trending, None)).await;
     assert_eq!(feed.headers["ratelimit-limit"], "100");
 }
 

@@ -1,5 +1,5 @@
 //! Small helpers every integration test needs: waiting for a condition, reading a metric,
-//! calling the JSON API, and reading back the event stream.
+//! sending an API call and keeping its JSON, and reading back the event stream.
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,7 +39,8 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
         .sum()
 }
 
-/// An HTTP answer with its JSON body (`Null` when empty).
+/// An API answer with its JSON body (`Null` when empty), for tests that check error bodies
+/// and the exact JSON the clients see field by field.
 #[derive(Debug)]
 pub struct Reply {
     /// Status.
@@ -50,37 +51,43 @@ pub struct Reply {
     pub body: Value,
 }
 
-/// Calls `base` + `path` with an optional bearer token and JSON body; panics if the body is
-/// not JSON (every answer of the API is).
-pub async fn call(
-    client: &reqwest::Client,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let mut request = client.request(method, format!("{base}{path}"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+impl From<sidechain_api_client::Reply> for Reply {
+    /// Panics if the body is not JSON: every answer of the API is.
+    fn from(reply: sidechain_api_client::Reply) -> Self {
+        let body = reply.json_value().unwrap_or_else(|_| {
+            panic!(
+                "non-JSON body {}: {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            )
+        });
+        Self {
+            status: reply.status,
+            headers: reply.headers,
+            body,
+        }
     }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body {status}: {text}"))
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
+}
+
+/// Sends an API call (see `sidechain-api-client`) and keeps its JSON; panics when no answer
+/// comes or the body is not JSON.
+pub async fn send<T>(call: sidechain_api_client::Call<T>) -> Reply {
+    call.send().await.expect("request sent").into()
+}
+
+/// Registers `username` (email `<username>@example.com`, password `correct horse battery`)
+/// through `api`; panics unless it is created.
+pub async fn register(
+    api: &sidechain_api_client::ApiClient,
+    username: &str,
+) -> sidechain_api_client::Session {
+    let registration =
+        sidechain_api_client::Registration::new(username, "example.com", "correct horse battery");
+    api.register(&registration)
+        .fetch()
+        .await
+        .unwrap_or_else(|err| panic!("registering {username}: {err}"))
+        .auth
 }
 
 /// Every message of the `EVENTS` stream as (subject, payload, `Nats-Msg-Id`), in order.

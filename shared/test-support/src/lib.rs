@@ -20,7 +20,7 @@ mod servers;
 
 pub use binary::ServiceBinary;
 pub use gorse_double::{GorseDouble, GorseRecord, ReceivedRequest};
-pub use helpers::{Reply, call, eventually, metric, metric_sum, stream_messages};
+pub use helpers::{Reply, eventually, metric, metric_sum, register, send, stream_messages};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::free_port;
 pub use servers::{NatsServer, RedisServer};

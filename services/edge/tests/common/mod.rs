@@ -1,16 +1,16 @@
 //! A running edge against real NATS and Redis servers started for the test.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+pub use sidechain_api_client::{ApiClient, Feed, Login, NewPost, Page, Play, Registration};
 use sidechain_config::Source;
 use sidechain_edge::EdgeConfig;
 use sidechain_infra::service::Running;
-pub use sidechain_test_support::Reply;
 use sidechain_test_support::{NatsServer, RedisServer};
+pub use sidechain_test_support::{Reply, send};
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -50,7 +50,10 @@ pub struct Edge {
     pub admin: String,
     pub shutdown: CancellationToken,
     pub running: Option<Running>,
-    pub client: reqwest::Client,
+    /// The API client of this instance.
+    pub api: ApiClient,
+    /// For the admin port (health, metrics), which is not the client API.
+    pub admin_http: reqwest::Client,
 }
 
 impl Edge {
@@ -60,12 +63,14 @@ impl Edge {
         let running = sidechain_edge::start(config, shutdown.clone())
             .await
             .expect("edge starts");
+        let base = format!("http://{}", running.api_addr.expect("api addr"));
         let edge = Self {
-            base: format!("http://{}", running.api_addr.expect("api addr")),
+            api: ApiClient::new(&base),
+            base,
             admin: format!("http://{}", running.admin_addr),
             shutdown,
             running: Some(running),
-            client: reqwest::Client::new(),
+            admin_http: reqwest::Client::new(),
         };
         edge.wait_ready().await;
         edge
@@ -75,7 +80,7 @@ impl Edge {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let ready = self
-                .client
+                .admin_http
                 .get(format!("{}/health/ready", self.admin))
                 .send()
                 .await
@@ -98,45 +103,18 @@ impl Edge {
         }
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        sidechain_test_support::call(&self.client, &self.base, method, path, token, body).await
-    }
-
+    /// Registers `username` (password `correct horse battery`).
     pub async fn register(&self, username: &str) -> TestUser {
-        let reply = self
-            .call(
-                Method::POST,
-                "/api/v1/auth/register",
-                None,
-                Some(json!({
-                    "email": format!("{username}@example.com"),
-                    "username": username,
-                    "password": "correct horse battery",
-                })),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        let session = sidechain_test_support::register(&self.api, username).await;
         TestUser {
-            id: reply.body["auth"]["user"]["id"]
-                .as_str()
-                .expect("id")
-                .to_owned(),
-            token: reply.body["auth"]["token"]
-                .as_str()
-                .expect("token")
-                .to_owned(),
+            id: session.user.id,
+            token: session.token,
             username: username.to_owned(),
         }
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
+        self.admin_http
             .get(format!("{}/metrics", self.admin))
             .send()
             .await
