@@ -4,9 +4,24 @@
 
 mod common;
 
-use common::{Backends, Edge, stream_events, subjects};
-use reqwest::{Method, StatusCode};
+use common::{Backends, Edge, Reply, stream_events, subjects};
 use serde_json::{Value, json};
+use sidechain_api_client::{Method, StatusCode};
+
+/// Any request to the API, with an optional token and JSON body.
+async fn call(
+    edge: &Edge,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = edge.api.request(method, path).bearer_opt(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    sidechain_test_support::send(request).await
+}
 
 fn series(metrics: &str, name: &str) -> usize {
     metrics
@@ -20,11 +35,11 @@ async fn invented_methods_and_paths_add_no_metric_series() {
     let backends = Backends::start();
     let edge = Edge::start(backends.source().with("RATE_LIMIT_DEFAULT", "100000/1m")).await;
     let send = |method: &str, path: String| {
-        let request = edge.client.request(
+        let request = edge.api.request(
             Method::from_bytes(method.as_bytes()).expect("method token"),
-            format!("{}{path}", edge.base),
+            &path,
         );
-        async move { request.send().await.expect("answered").status() }
+        async move { request.send().await.expect("answered").status }
     };
     // One of each kind first: an invented method and a real one on an unknown path, and an
     // invented method on a known route.
@@ -62,21 +77,31 @@ async fn answers_carry_nosniff_and_personal_ones_no_store() {
     let edge = Edge::start(backends.source()).await;
     let user = edge.register("headers").await;
 
-    let public = edge.call(Method::GET, "/health", None, None).await;
+    let public = call(&edge, Method::GET, "/health", None, None).await;
     assert_eq!(public.headers["x-content-type-options"], "nosniff");
     assert!(public.headers.get("cache-control").is_none());
 
-    let me = edge
-        .call(Method::GET, "/api/v1/auth/me", Some(&user.token), None)
-        .await;
+    let me = call(
+        &edge,
+        Method::GET,
+        "/api/v1/auth/me",
+        Some(&user.token),
+        None,
+    )
+    .await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.headers["x-content-type-options"], "nosniff");
     assert_eq!(me.headers["cache-control"], "no-store");
 
     // Errors to a request with credentials are personal too.
-    let bad = edge
-        .call(Method::GET, "/api/v1/auth/me", Some("not.a.token"), None)
-        .await;
+    let bad = call(
+        &edge,
+        Method::GET,
+        "/api/v1/auth/me",
+        Some("not.a.token"),
+        None,
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert_eq!(bad.headers["cache-control"], "no-store");
     assert_eq!(bad.headers["x-content-type-options"], "nosniff");
@@ -94,8 +119,8 @@ async fn preflights_from_allowed_origins_need_no_token_and_spend_no_quota() {
     )
     .await;
     let preflight = |origin: &'static str| {
-        edge.client
-            .request(Method::OPTIONS, format!("{}/api/v1/social/like", edge.base))
+        edge.api
+            .request(Method::OPTIONS, "/api/v1/social/like")
             .header("Origin", origin)
             .header("Access-Control-Request-Method", "POST")
             .header(
@@ -106,9 +131,9 @@ async fn preflights_from_allowed_origins_need_no_token_and_spend_no_quota() {
     };
     for _ in 0..5 {
         let answer = preflight(WEB_APP).await.expect("preflight");
-        assert!(answer.status().is_success(), "{}", answer.status());
-        assert_eq!(answer.headers()["access-control-allow-origin"], WEB_APP);
-        let allowed = answer.headers()["access-control-allow-headers"]
+        assert!(answer.status.is_success(), "{}", answer.status);
+        assert_eq!(answer.headers["access-control-allow-origin"], WEB_APP);
+        let allowed = answer.headers["access-control-allow-headers"]
             .to_str()
             .expect("ascii")
             .to_ascii_lowercase();
@@ -120,21 +145,21 @@ async fn preflights_from_allowed_origins_need_no_token_and_spend_no_quota() {
     let stranger = preflight("https://evil.example").await.expect("preflight");
     assert!(
         stranger
-            .headers()
+            .headers
             .get("access-control-allow-origin")
             .is_none()
     );
 
     // The real request: the browser may read the answer and the request id.
     let answer = edge
-        .client
-        .get(format!("{}/api/v1/feed/trending", edge.base))
+        .api
+        .request(Method::GET, "/api/v1/feed/trending")
         .header("Origin", WEB_APP)
         .send()
         .await
         .expect("get");
-    assert_eq!(answer.headers()["access-control-allow-origin"], WEB_APP);
-    let exposed = answer.headers()["access-control-expose-headers"]
+    assert_eq!(answer.headers["access-control-allow-origin"], WEB_APP);
+    let exposed = answer.headers["access-control-expose-headers"]
         .to_str()
         .expect("ascii")
         .to_ascii_lowercase();
@@ -146,41 +171,25 @@ async fn without_configured_origins_no_cors_headers_are_sent() {
     let backends = Backends::start();
     let edge = Edge::start(backends.source()).await;
     let answer = edge
-        .client
-        .get(format!("{}/health", edge.base))
+        .api
+        .request(Method::GET, "/health")
         .header("Origin", "http://localhost:5173")
         .send()
         .await
         .expect("get");
-    assert!(
-        answer
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none()
-    );
+    assert!(answer.headers.get("access-control-allow-origin").is_none());
 }
 
-async fn keyed(
-    edge: &Edge,
-    path: &str,
-    token: &str,
-    key: &str,
-    body: Option<Value>,
-) -> common::Reply {
+async fn keyed(edge: &Edge, path: &str, token: &str, key: &str, body: Option<Value>) -> Reply {
     let mut request = edge
-        .client
-        .post(format!("{}{path}", edge.base))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key);
+        .api
+        .request(Method::POST, path)
+        .bearer(token)
+        .idempotency_key(key);
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let answer = request.send().await.expect("answered");
-    common::Reply {
-        status: answer.status(),
-        headers: answer.headers().clone(),
-        body: answer.json().await.expect("json"),
-    }
+    sidechain_test_support::send(request).await
 }
 
 #[tokio::test]
@@ -251,9 +260,7 @@ async fn one_logout_with_a_reused_key_cannot_swallow_another() {
     let edge = Edge::start(backends.source()).await;
     let user = edge.register("two_devices").await;
     let login = json!({ "email": "two_devices@example.com", "password": "correct horse battery" });
-    let second = edge
-        .call(Method::POST, "/api/v1/auth/login", None, Some(login))
-        .await;
+    let second = call(&edge, Method::POST, "/api/v1/auth/login", None, Some(login)).await;
     let second_token = second.body["auth"]["token"]
         .as_str()
         .expect("token")
@@ -264,9 +271,7 @@ async fn one_logout_with_a_reused_key_cannot_swallow_another() {
         assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
     }
     for token in [&user.token, &second_token] {
-        let me = edge
-            .call(Method::GET, "/api/v1/auth/me", Some(token), None)
-            .await;
+        let me = call(&edge, Method::GET, "/api/v1/auth/me", Some(token), None).await;
         assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     }
     let events = stream_events(&backends.nats.url()).await;
@@ -292,24 +297,24 @@ async fn rate_limits_cannot_be_bought_with_tokens_or_dodged_by_unknown_paths() {
     let second = edge.register("budget_two").await;
     // Each token's refresh spends the same address budget, not a budget of its own.
     for user in [&first, &second] {
-        let refreshed = edge
-            .call(
-                Method::POST,
-                "/api/v1/auth/refresh",
-                Some(&user.token),
-                None,
-            )
-            .await;
-        assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
-    }
-    let limited = edge
-        .call(
+        let refreshed = call(
+            &edge,
             Method::POST,
             "/api/v1/auth/refresh",
-            Some(&first.token),
+            Some(&user.token),
             None,
         )
         .await;
+        assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    }
+    let limited = call(
+        &edge,
+        Method::POST,
+        "/api/v1/auth/refresh",
+        Some(&first.token),
+        None,
+    )
+    .await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key("retry-after"));
 
@@ -330,9 +335,15 @@ async fn futures_statuses(edge: &Edge, n: usize) -> Vec<StatusCode> {
     let mut statuses = Vec::new();
     for i in 0..n {
         statuses.push(
-            edge.call(Method::GET, &format!("/api/v1/probe-{i}"), None, None)
-                .await
-                .status,
+            call(
+                &edge,
+                Method::GET,
+                &format!("/api/v1/probe-{i}"),
+                None,
+                None,
+            )
+            .await
+            .status,
         );
     }
     statuses
@@ -351,7 +362,8 @@ async fn one_account_meets_a_backoff_after_repeated_sign_in_attempts() {
     edge.register("victim").await;
     edge.register("bystander").await;
     let login = |who: &str, password: &str| {
-        edge.call(
+        call(
+            &edge,
             Method::POST,
             "/api/v1/auth/login",
             None,
@@ -383,7 +395,8 @@ async fn look_alike_emails_are_one_account_and_names_cannot_hide_text() {
     let edge = Edge::start(backends.source()).await;
     edge.register("original").await;
     let register = |email: &str, username: &str, display_name: &str| {
-        edge.call(
+        call(
+            &edge,
             Method::POST,
             "/api/v1/auth/register",
             None,
