@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use prometheus_client::registry::Registry;
 use sidechain_config::Source;
-use sidechain_edge::auth::jwt::TokenService;
+use sidechain_edge::auth::jwt::{TokenService, TokenSettings};
 use sidechain_edge::config::EdgeConfig;
 use sidechain_edge::rate_limit::{Class, RateLimiter};
 use sidechain_events::UserId;
@@ -20,11 +20,18 @@ use sidechain_infra::redis::{RedisConfig, connect};
 use sidechain_test_support::RedisServer;
 
 fn token_verification(c: &mut Criterion) {
-    let tokens = TokenService::new(
-        b"benchmark-secret-benchmark-secret-!!",
-        Duration::from_secs(3600),
-    );
-    let token = tokens.issue(UserId::new(), "bench").expect("issue").token;
+    let tokens = TokenService::new(TokenSettings {
+        secret: b"benchmark-secret-benchmark-secret-!!".to_vec(),
+        previous_secrets: Vec::new(),
+        issuer: "sidechain".into(),
+        audience: "sidechain-api".into(),
+        ttl: Duration::from_secs(3600),
+        max_session: Duration::from_secs(86_400),
+    });
+    let token = tokens
+        .issue(UserId::new(), "bench", None)
+        .expect("issue")
+        .token;
     c.bench_function("token_verify", |b| {
         b.iter(|| tokens.verify(std::hint::black_box(&token)).expect("valid"))
     });

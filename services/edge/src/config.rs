@@ -8,6 +8,7 @@ use serde::Deserialize;
 use sidechain_config::{ConfigError, Source};
 use sidechain_infra::service::ServiceConfig;
 
+use crate::auth::jwt::TokenSettings;
 use crate::rate_limit::{Backend, Quota, RateLimits};
 
 /// Default metrics/health port of the edge.
@@ -40,10 +41,10 @@ pub struct EdgeConfig {
 /// Token settings.
 #[derive(Clone)]
 pub struct AuthConfig {
-    /// HMAC key of the HS256 tokens.
-    pub jwt_secret: Vec<u8>,
-    /// `JWT_TTL`: lifetime of issued tokens (default 24 h).
-    pub token_ttl: Duration,
+    /// `JWT_SECRET` (signing), `JWT_PREVIOUS_SECRETS` (verify only), `JWT_ISSUER`,
+    /// `JWT_AUDIENCE`, `JWT_TTL` (one token, default 24 h), `SESSION_MAX_LIFETIME` (a sign-in
+    /// and its refreshes, default 30 days).
+    pub tokens: TokenSettings,
     /// `SESSION_CACHE_TTL`: how long a verified session is trusted in-process (≤ 5 min).
     pub session_cache_ttl: Duration,
     /// `PASSWORD_HASH_CONCURRENCY`: argon2 hashes computed at once (each takes ~19 MiB, tens of ms).
@@ -53,8 +54,7 @@ pub struct AuthConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("jwt_secret", &"[redacted]")
-            .field("token_ttl", &self.token_ttl)
+            .field("tokens", &self.tokens)
             .field("session_cache_ttl", &self.session_cache_ttl)
             .field("password_hash_concurrency", &self.password_hash_concurrency)
             .finish()
@@ -66,8 +66,16 @@ struct Raw {
     #[serde(default = "default_port")]
     port: u16,
     jwt_secret: String,
+    #[serde(default)]
+    jwt_previous_secrets: String,
+    #[serde(default = "default_issuer")]
+    jwt_issuer: String,
+    #[serde(default = "default_audience")]
+    jwt_audience: String,
     #[serde(default = "default_token_ttl", with = "sidechain_config::duration")]
     jwt_ttl: Duration,
+    #[serde(default = "default_max_session", with = "sidechain_config::duration")]
+    session_max_lifetime: Duration,
     #[serde(default = "default_session_ttl", with = "sidechain_config::duration")]
     session_cache_ttl: Duration,
     #[serde(default = "default_hash_concurrency")]
@@ -99,6 +107,15 @@ struct Raw {
 
 fn default_port() -> u16 {
     8787
+}
+fn default_issuer() -> String {
+    "sidechain".to_owned()
+}
+fn default_audience() -> String {
+    "sidechain-api".to_owned()
+}
+fn default_max_session() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 fn default_token_ttl() -> Duration {
     Duration::from_secs(24 * 3600)
@@ -149,6 +166,33 @@ impl EdgeConfig {
                     "must be at least {MIN_SECRET_BYTES} bytes (generate one with `openssl rand -hex 32`)"
                 ),
             ));
+        }
+        let previous_secrets: Vec<Vec<u8>> = raw
+            .jwt_previous_secrets
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        if previous_secrets.iter().any(|s| s.len() < MIN_SECRET_BYTES) {
+            return Err(ConfigError::invalid(
+                "JWT_PREVIOUS_SECRETS",
+                format!("each secret must be at least {MIN_SECRET_BYTES} bytes"),
+            ));
+        }
+        if raw.session_max_lifetime < raw.jwt_ttl {
+            return Err(ConfigError::invalid(
+                "SESSION_MAX_LIFETIME",
+                "must be at least JWT_TTL",
+            ));
+        }
+        if raw.jwt_issuer.trim().is_empty() || raw.jwt_audience.trim().is_empty() {
+            let var = if raw.jwt_issuer.trim().is_empty() {
+                "JWT_ISSUER"
+            } else {
+                "JWT_AUDIENCE"
+            };
+            return Err(ConfigError::invalid(var, "must not be empty"));
         }
         if raw.jwt_ttl < Duration::from_secs(60) {
             return Err(ConfigError::invalid("JWT_TTL", "must be at least 1m"));
@@ -217,8 +261,14 @@ impl EdgeConfig {
             service,
             port: raw.port,
             auth: AuthConfig {
-                jwt_secret: raw.jwt_secret.into_bytes(),
-                token_ttl: raw.jwt_ttl,
+                tokens: TokenSettings {
+                    secret: raw.jwt_secret.into_bytes(),
+                    previous_secrets,
+                    issuer: raw.jwt_issuer,
+                    audience: raw.jwt_audience,
+                    ttl: raw.jwt_ttl,
+                    max_session: raw.session_max_lifetime,
+                },
                 session_cache_ttl: raw.session_cache_ttl,
                 password_hash_concurrency: raw.password_hash_concurrency,
             },
@@ -269,7 +319,12 @@ mod tests {
             Quota::parse("10/1m").expect("quota")
         );
         assert_eq!(config.rate_limits.default.count, 100);
-        assert_eq!(config.auth.token_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.auth.tokens.ttl, Duration::from_secs(86_400));
+        assert_eq!(
+            config.auth.tokens.max_session,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(config.auth.tokens.issuer, "sidechain");
         assert!(config.trusted_proxies.is_empty());
     }
 
@@ -295,6 +350,8 @@ mod tests {
             ("CACHE_REQUEST_TIMEOUT", "soon"),
             ("RATE_LIMIT_BACKEND", "memcached"),
             ("CORS_ALLOWED_ORIGINS", "*"),
+            ("JWT_PREVIOUS_SECRETS", "short"),
+            ("SESSION_MAX_LIFETIME", "1h"),
             ("CORS_ALLOWED_ORIGINS", "https://app.example.com/path"),
             ("CORS_ALLOWED_ORIGINS", "ftp://files.example.com"),
         ] {

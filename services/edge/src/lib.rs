@@ -73,13 +73,13 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         redis.clone(),
         nats_client.clone(),
         config.auth.session_cache_ttl,
-        config.auth.token_ttl,
+        config.auth.tokens.ttl,
         &mut registry,
     );
     let limiter = RateLimiter::new(redis, config.rate_limits, &mut registry);
     let gorse = GorseStatusView::default();
     let state = Arc::new(AppState {
-        tokens: TokenService::new(&config.auth.jwt_secret, config.auth.token_ttl),
+        tokens: TokenService::new(config.auth.tokens.clone()),
         passwords: Passwords::new(config.auth.password_hash_concurrency)?,
         users,
         sessions: sessions.clone(),

@@ -423,3 +423,44 @@ async fn look_alike_emails_are_one_account_and_names_cannot_hide_text() {
         spoof.body
     );
 }
+
+#[tokio::test]
+async fn a_refresh_rotates_the_token_and_the_old_one_dies() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let user = edge.register("rotating").await;
+    let refreshed = call(
+        &edge,
+        Method::POST,
+        "/api/v1/auth/refresh",
+        Some(&user.token),
+        None,
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    let fresh = refreshed.body["token"].as_str().expect("token").to_owned();
+    assert_ne!(fresh, user.token);
+
+    let old = call(
+        &edge,
+        Method::GET,
+        "/api/v1/auth/me",
+        Some(&user.token),
+        None,
+    )
+    .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(old.body["error"], "token_revoked");
+    let new = call(&edge, Method::GET, "/api/v1/auth/me", Some(&fresh), None).await;
+    assert_eq!(new.status, StatusCode::OK);
+    // A stolen copy of the old token cannot refresh either.
+    let replay = call(
+        &edge,
+        Method::POST,
+        "/api/v1/auth/refresh",
+        Some(&user.token),
+        None,
+    )
+    .await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+}

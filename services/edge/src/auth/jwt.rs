@@ -1,8 +1,18 @@
 //! Access tokens: HS256 JWTs signed with `JWT_SECRET`.
 //!
 //! Verification accepts HS256 only, so `alg: none` and algorithm-confusion tokens fail, and
-//! requires `exp`, `iat`, `sub` and `jti`. Verifying is cheap (one HMAC); whether the session is
-//! still alive (not revoked, user exists) is the session cache's job ([`super::sessions`]).
+//! requires `exp`, `nbf`, `iat`, `sub`, `jti`, our issuer (`JWT_ISSUER`) and audience
+//! (`JWT_AUDIENCE`). Verifying is cheap (one HMAC); whether the session is still alive (not
+//! revoked, user exists) is the session cache's job ([`super::sessions`]).
+//!
+//! Key rotation: tokens name their key in the `kid` header (a short hash of the secret, which
+//! reveals nothing of it). New tokens are signed with `JWT_SECRET`; tokens signed with a key in
+//! `JWT_PREVIOUS_SECRETS` still verify, so a rotation is: add the new secret as `JWT_SECRET` and
+//! the old one to `JWT_PREVIOUS_SECRETS`, deploy, and drop the old one after `JWT_TTL`.
+//!
+//! Sessions have an absolute lifetime: `auth_time` (when the user signed in with a password) is
+//! carried through every refresh, and no token of the chain lives past `auth_time` +
+//! `SESSION_MAX_LIFETIME`.
 
 use std::time::Duration;
 
@@ -31,6 +41,14 @@ pub struct Claims {
     pub exp: i64,
     /// Token id, used to revoke it.
     pub jti: String,
+    /// Not valid before (seconds since the epoch): the issue time.
+    pub nbf: i64,
+    /// Issuer (`JWT_ISSUER`).
+    pub iss: String,
+    /// Audience (`JWT_AUDIENCE`).
+    pub aud: String,
+    /// When the user signed in with a password (seconds); kept through refreshes.
+    pub auth_time: i64,
 }
 
 /// A token whose signature and expiry checked out.
@@ -46,6 +64,10 @@ pub struct VerifiedToken {
     pub expires_at: DateTime<Utc>,
     /// Hex SHA-256 of the token text: the key under which its session is cached.
     pub sha256: String,
+    /// The `iat` claim.
+    pub issued_at: DateTime<Utc>,
+    /// The `auth_time` claim: when the session began.
+    pub auth_time: DateTime<Utc>,
 }
 
 /// A freshly issued token.
@@ -68,46 +90,102 @@ pub enum TokenError {
     Invalid,
 }
 
+/// What tokens are signed with and say about themselves (`JWT_*`, `SESSION_MAX_LIFETIME`).
+#[derive(Clone)]
+pub struct TokenSettings {
+    /// Signs new tokens; verifies them.
+    pub secret: Vec<u8>,
+    /// Verify only: keys being rotated out.
+    pub previous_secrets: Vec<Vec<u8>>,
+    /// The `iss` of our tokens.
+    pub issuer: String,
+    /// The `aud` of our tokens.
+    pub audience: String,
+    /// Lifetime of one token.
+    pub ttl: Duration,
+    /// Lifetime of a session (a sign-in and its refreshes).
+    pub max_session: Duration,
+}
+
+impl std::fmt::Debug for TokenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSettings")
+            .field("secret", &"[redacted]")
+            .field("previous_secrets", &self.previous_secrets.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl", &self.ttl)
+            .field("max_session", &self.max_session)
+            .finish()
+    }
+}
+
+/// The `kid` naming a key: 16 hex digits of its SHA-256.
+fn key_id(secret: &[u8]) -> String {
+    hex::encode(&Sha256::digest(secret)[..8])
+}
+
 /// Issues and verifies tokens.
 #[derive(Clone)]
 pub struct TokenService {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    key_id: String,
+    /// Every key that verifies, by `kid`; the current one first.
+    decoding: Vec<(String, DecodingKey)>,
     validation: Validation,
-    ttl: Duration,
+    settings: TokenSettings,
 }
 
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenService")
-            .field("ttl", &self.ttl)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
 
 impl TokenService {
-    /// Tokens signed with `secret`, valid for `ttl`.
-    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+    /// Tokens as `settings` say.
+    pub fn new(settings: TokenSettings) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECONDS;
-        validation.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "jti", "iss", "aud"]);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        let decoding = std::iter::once(&settings.secret)
+            .chain(&settings.previous_secrets)
+            .map(|secret| (key_id(secret), DecodingKey::from_secret(secret)))
+            .collect();
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            encoding: EncodingKey::from_secret(&settings.secret),
+            key_id: key_id(&settings.secret),
+            decoding,
             validation,
-            ttl,
+            settings,
         }
     }
 
-    /// Signs a token for the user.
+    /// How long one token lives.
+    pub fn ttl(&self) -> Duration {
+        self.settings.ttl
+    }
+
+    /// Signs a token for the user. `session_began` is the sign-in a refresh continues (`None`
+    /// for a sign-in now); the token never outlives that session's maximum lifetime.
     pub fn issue(
         &self,
         user_id: UserId,
         username: &str,
+        session_began: Option<DateTime<Utc>>,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let now = Utc::now();
-        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::hours(24));
-        let expires_at = now + ttl;
+        let auth_time = session_began.unwrap_or(now);
+        let ttl =
+            chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::hours(24));
+        let max_session = chrono::Duration::from_std(self.settings.max_session)
+            .unwrap_or(chrono::Duration::days(30));
+        let expires_at = (now + ttl).min(auth_time + max_session);
         let claims = Claims {
             sub: user_id.to_string(),
             user_id: user_id.to_string(),
@@ -115,8 +193,14 @@ impl TokenService {
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
             jti: uuid::Uuid::new_v4().to_string(),
+            nbf: now.timestamp(),
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            auth_time: auth_time.timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.key_id.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
         Ok(IssuedToken {
             token,
             expires_at: Utc
@@ -126,28 +210,50 @@ impl TokenService {
         })
     }
 
-    /// Checks signature, algorithm, expiry and claims.
+    /// Whether the session a token belongs to may still be refreshed.
+    pub fn session_is_current(&self, token: &VerifiedToken) -> bool {
+        let max_session = chrono::Duration::from_std(self.settings.max_session)
+            .unwrap_or(chrono::Duration::days(30));
+        Utc::now() < token.auth_time + max_session
+    }
+
+    /// Checks signature (with the key its `kid` names), algorithm, expiry and claims.
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|err| match err.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let key = match &header.kid {
+            Some(kid) => self
+                .decoding
+                .iter()
+                .find(|(id, _)| id == kid)
+                .map(|(_, key)| key)
+                .ok_or(TokenError::Invalid)?,
+            None => return Err(TokenError::Invalid),
+        };
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(
+                |err| match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                },
+            )?;
         let claims = data.claims;
         let user_id: UserId = claims.sub.parse().map_err(|_| TokenError::Invalid)?;
         if claims.user_id != claims.sub {
             return Err(TokenError::Invalid);
         }
-        let expires_at = Utc
-            .timestamp_opt(claims.exp, 0)
-            .single()
-            .ok_or(TokenError::Invalid)?;
+        let time = |seconds: i64| {
+            Utc.timestamp_opt(seconds, 0)
+                .single()
+                .ok_or(TokenError::Invalid)
+        };
         Ok(VerifiedToken {
             user_id,
             username: claims.username,
             token_id: claims.jti,
-            expires_at,
+            expires_at: time(claims.exp)?,
             sha256: token_sha256(token),
+            issued_at: time(claims.iat)?,
+            auth_time: time(claims.auth_time)?,
         })
     }
 }
@@ -167,14 +273,47 @@ mod tests {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
+    fn settings(secret: &[u8]) -> TokenSettings {
+        TokenSettings {
+            secret: secret.to_vec(),
+            previous_secrets: Vec::new(),
+            issuer: "sidechain".into(),
+            audience: "sidechain-api".into(),
+            ttl: Duration::from_secs(3600),
+            max_session: Duration::from_secs(30 * 86_400),
+        }
+    }
+
     fn service() -> TokenService {
-        TokenService::new(SECRET, Duration::from_secs(3600))
+        TokenService::new(settings(SECRET))
+    }
+
+    /// Claims as we issue them, for tokens built by hand.
+    fn claims(user: UserId, iat: i64, exp: i64) -> Claims {
+        Claims {
+            sub: user.to_string(),
+            user_id: user.to_string(),
+            username: "x".into(),
+            iat,
+            exp,
+            jti: "j".into(),
+            nbf: iat,
+            iss: "sidechain".into(),
+            aud: "sidechain-api".into(),
+            auth_time: iat,
+        }
+    }
+
+    fn sign(claims: &Claims, secret: &[u8]) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key_id(secret));
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).expect("sign")
     }
 
     #[test]
     fn an_issued_token_verifies_with_its_claims() {
         let user = UserId::new();
-        let issued = service().issue(user, "loopmaker").expect("issue");
+        let issued = service().issue(user, "loopmaker", None).expect("issue");
         let verified = service().verify(&issued.token).expect("verify");
         assert_eq!(verified.user_id, user);
         assert_eq!(verified.username, "loopmaker");
@@ -184,8 +323,8 @@ mod tests {
 
     #[test]
     fn a_token_signed_with_another_secret_is_invalid() {
-        let other = TokenService::new(b"another-secret-another-secret-xx", Duration::from_secs(60));
-        let issued = other.issue(UserId::new(), "x").expect("issue");
+        let other = TokenService::new(settings(b"another-secret-another-secret-xx"));
+        let issued = other.issue(UserId::new(), "x", None).expect("issue");
         assert_eq!(service().verify(&issued.token), Err(TokenError::Invalid));
     }
 
@@ -209,18 +348,12 @@ mod tests {
 
     #[test]
     fn other_algorithms_are_rejected_even_with_the_right_key() {
-        let user = UserId::new();
-        let claims = Claims {
-            sub: user.to_string(),
-            user_id: user.to_string(),
-            username: "x".into(),
-            iat: Utc::now().timestamp(),
-            exp: Utc::now().timestamp() + 600,
-            jti: "j".into(),
-        };
+        let now = Utc::now().timestamp();
+        let mut header = Header::new(Algorithm::HS512);
+        header.kid = Some(key_id(SECRET));
         let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &claims,
+            &header,
+            &claims(UserId::new(), now, now + 600),
             &EncodingKey::from_secret(SECRET),
         )
         .expect("sign");
@@ -229,28 +362,16 @@ mod tests {
 
     #[test]
     fn expired_tokens_say_so() {
-        let user = UserId::new();
         let past = Utc::now().timestamp() - 3600;
-        let claims = Claims {
-            sub: user.to_string(),
-            user_id: user.to_string(),
-            username: "x".into(),
-            iat: past - 60,
-            exp: past,
-            jti: "j".into(),
-        };
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .expect("sign");
+        let token = sign(&claims(UserId::new(), past - 60, past), SECRET);
         assert_eq!(service().verify(&token), Err(TokenError::Expired));
     }
 
     #[test]
     fn a_tampered_payload_fails_the_signature() {
-        let issued = service().issue(UserId::new(), "alice").expect("issue");
+        let issued = service()
+            .issue(UserId::new(), "alice", None)
+            .expect("issue");
         let mut parts: Vec<&str> = issued.token.split('.').collect();
         let forged = b64(
             format!(r#"{{"sub":"{0}","user_id":"{0}","username":"mallory","iat":1,"exp":9999999999,"jti":"j"}}"#, UserId::new())
@@ -269,5 +390,79 @@ mod tests {
                 "{junk:.20}"
             );
         }
+    }
+
+    #[test]
+    fn tokens_of_a_previous_key_verify_during_a_rotation_and_unknown_keys_do_not() {
+        const NEW: &[u8] = b"the-new-secret-the-new-secret-new";
+        let old = service().issue(UserId::new(), "x", None).expect("issue");
+        let rotated = TokenService::new(TokenSettings {
+            previous_secrets: vec![SECRET.to_vec()],
+            ..settings(NEW)
+        });
+        assert!(rotated.verify(&old.token).is_ok());
+        let fresh = rotated.issue(UserId::new(), "x", None).expect("issue");
+        assert!(rotated.verify(&fresh.token).is_ok());
+        // The old key alone no longer accepts tokens of the new one.
+        assert_eq!(service().verify(&fresh.token), Err(TokenError::Invalid));
+        // After the rotation window the old key is dropped.
+        assert_eq!(
+            TokenService::new(settings(NEW)).verify(&old.token),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn issuer_audience_not_before_and_key_id_are_enforced() {
+        let now = Utc::now().timestamp();
+        let user = UserId::new();
+        let good = claims(user, now, now + 600);
+        assert!(service().verify(&sign(&good, SECRET)).is_ok());
+        let cases = [
+            Claims {
+                iss: "someone-else".into(),
+                ..good.clone()
+            },
+            Claims {
+                aud: "another-api".into(),
+                ..good.clone()
+            },
+            Claims {
+                nbf: now + 600,
+                ..good.clone()
+            },
+        ];
+        for bad in cases {
+            assert_eq!(
+                service().verify(&sign(&bad, SECRET)),
+                Err(TokenError::Invalid),
+                "{bad:?}"
+            );
+        }
+        let without_kid = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &good,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("sign");
+        assert_eq!(service().verify(&without_kid), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_session_has_an_absolute_lifetime_through_refreshes() {
+        let user = UserId::new();
+        let began = Utc::now() - chrono::Duration::days(30) + chrono::Duration::minutes(10);
+        let refreshed = service().issue(user, "x", Some(began)).expect("issue");
+        // The token is cut to the session's end, not the usual hour.
+        let session_end = began + chrono::Duration::days(30);
+        assert!(refreshed.expires_at <= session_end, "{refreshed:?}");
+        let verified = service().verify(&refreshed.token).expect("verify");
+        assert_eq!(verified.auth_time.timestamp(), began.timestamp());
+        assert!(service().session_is_current(&verified));
+        let ancient = VerifiedToken {
+            auth_time: Utc::now() - chrono::Duration::days(31),
+            ..verified
+        };
+        assert!(!service().session_is_current(&ancient));
     }
 }

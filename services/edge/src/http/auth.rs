@@ -22,7 +22,7 @@ use super::views::{
 
 use super::error::{ApiError, ErrorBody};
 use crate::auth::jwt::TokenError;
-use crate::events::IdempotencyKey;
+use crate::events::{IdempotencyKey, Recorded};
 use crate::rate_limit::Class;
 use crate::state::AppState;
 
@@ -142,7 +142,7 @@ pub async fn register(
     }
     let issued = state
         .tokens
-        .issue(user_id, &record.username)
+        .issue(user_id, &record.username, None)
         .map_err(token_error)?;
     tracing::info!(user_id = %user_id, "account registered");
     Ok((
@@ -205,7 +205,7 @@ pub async fn login(
     let user_id: UserId = user.id.parse().map_err(|_| ApiError::Internal)?;
     let issued = state
         .tokens
-        .issue(user_id, &user.username)
+        .issue(user_id, &user.username, None)
         .map_err(token_error)?;
     Ok(Json(AuthEnvelope {
         auth: AuthPayload {
@@ -224,7 +224,9 @@ async fn own_record(state: &AppState, user: &AuthUser) -> Result<UserRecord, Api
         .ok_or_else(|| TokenError::Invalid.into())
 }
 
-/// Exchanges a valid token for a fresh one (the old one stays valid until it expires).
+/// Exchanges a valid token for a fresh one and ends the old one (refresh tokens rotate: a
+/// stolen token stops working once its owner refreshes). The new token belongs to the same
+/// session, which ends `SESSION_MAX_LIFETIME` after the password sign-in whatever the refreshes.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
     security(("bearer" = [])),
     responses(
@@ -235,11 +237,23 @@ pub async fn refresh(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
 ) -> Result<Json<RefreshResponse>, ApiError> {
+    if !state.tokens.session_is_current(&user.token) {
+        return Err(ApiError::Unauthorized {
+            code: "session_expired",
+            message: "this session is too old to refresh; sign in again".into(),
+        });
+    }
     let record = own_record(&state, &user).await?;
     let issued = state
         .tokens
-        .issue(user.session.user_id, &record.username)
+        .issue(
+            user.session.user_id,
+            &record.username,
+            Some(user.token.auth_time),
+        )
         .map_err(token_error)?;
+    // The new token is handed out only once the old one's end is stored.
+    end_token(&state, &user, &IdempotencyKey::NONE).await?;
     Ok(Json(RefreshResponse {
         token: issued.token,
         expires_at: issued.expires_at,
@@ -271,6 +285,17 @@ pub async fn logout(
     user: AuthUser,
     key: IdempotencyKey,
 ) -> Result<Json<ActionResponse>, ApiError> {
+    let recorded = end_token(&state, &user, &key).await?;
+    Ok(Json(ActionResponse::new(recorded, user.session.user_id)))
+}
+
+/// Ends the token `user` called with: stores its `logout` event, then drops it from every
+/// edge's session cache.
+async fn end_token(
+    state: &AppState,
+    user: &AuthUser,
+    key: &IdempotencyKey,
+) -> Result<Recorded, ApiError> {
     let payload = Payload::Logout(Logout {
         token_id: user.token.token_id.clone(),
         token_sha256: user.token.sha256.clone(),
@@ -280,5 +305,5 @@ pub async fn logout(
     let key = key.for_target(&user.token.token_id);
     let recorded = state.record(&user.session, &key, payload).await?;
     state.sessions.revoke(&user.token).await;
-    Ok(Json(ActionResponse::new(recorded, user.session.user_id)))
+    Ok(recorded)
 }
