@@ -319,7 +319,7 @@ async fn rate_limits_cannot_be_bought_with_tokens_or_dodged_by_unknown_paths() {
     assert!(limited.headers.contains_key("retry-after"));
 
     // Unknown paths spend the default budget of the address.
-    let statuses: Vec<StatusCode> = futures_statuses(&edge, 4).await;
+    let statuses: Vec<StatusCode> = probe_statuses(&edge, 4).await;
     assert_eq!(
         statuses,
         [
@@ -331,19 +331,13 @@ async fn rate_limits_cannot_be_bought_with_tokens_or_dodged_by_unknown_paths() {
     );
 }
 
-async fn futures_statuses(edge: &Edge, n: usize) -> Vec<StatusCode> {
+async fn probe_statuses(edge: &Edge, n: usize) -> Vec<StatusCode> {
     let mut statuses = Vec::new();
     for i in 0..n {
         statuses.push(
-            call(
-                &edge,
-                Method::GET,
-                &format!("/api/v1/probe-{i}"),
-                None,
-                None,
-            )
-            .await
-            .status,
+            call(edge, Method::GET, &format!("/api/v1/probe-{i}"), None, None)
+                .await
+                .status,
         );
     }
     statuses
