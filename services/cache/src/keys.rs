@@ -21,6 +21,7 @@
 //! | `page:<scope>` | hash | `<limit>:<offset>` → protobuf `PageSkeleton` |
 //! | `jwt_cache:<sha256>` | string | verified session (protobuf `UserProfile`) |
 //! | `revoked:<jti>` | string | a logged-out token, until it expires |
+//! | `session_epoch:<U>` | string | ms since the epoch: U's tokens issued before it are dead (sign out everywhere, password change) |
 
 use sidechain_events::{CommentId, PostId, UserId};
 
@@ -105,6 +106,11 @@ pub fn page_prefix(feed: Feed) -> String {
 }
 
 pub use sidechain_infra::sessions::{jwt_cache_key as jwt_cache, revoked_key as revoked};
+
+/// When a user's sessions last ended (every token issued before it is dead).
+pub fn session_epoch(user: UserId) -> String {
+    format!("session_epoch:{user}")
+}
 
 #[cfg(test)]
 mod tests {

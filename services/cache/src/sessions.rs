@@ -1,8 +1,9 @@
 //! The session check behind every authenticated edge request (`auth.session`).
 //!
 //! The edge has verified the token's signature and expiry; this checks that the session is
-//! alive: not revoked (`revoked:<jti>`, written when a logout is applied) and its user exists
-//! (the `users` bucket). A live session is cached in `jwt_cache:<sha256(token)>` for
+//! alive: not revoked (`revoked:<jti>`, written when a logout is applied), not issued before its
+//! user's sessions ended (`session_epoch:<user>`, and the account's own epoch, which survives a
+//! Redis wipe) and its user exists (the `users` bucket). A live session is cached in `jwt_cache:<sha256(token)>` for
 //! `SESSION_CACHE_TTL` (5 min, never past the token's expiry); a logout deletes it. The cache
 //! write is a script that refuses if the revocation landed meanwhile.
 
@@ -78,7 +79,20 @@ impl Sessions {
     async fn check_inner(&self, request: &SessionRequest) -> Result<SessionReply, String> {
         let mut conn = self.redis.clone();
         let cache_key = keys::jwt_cache(&request.token_sha256);
-        let cached: Option<Vec<u8>> = conn.get(&cache_key).await.map_err(|e| e.to_string())?;
+        let Ok(user_id) = request.user_id.parse::<UserId>() else {
+            self.metrics.session("unknown_user");
+            return Ok(reply(SessionStatus::UnknownUser, None));
+        };
+        let (cached, epoch): (Option<Vec<u8>>, Option<i64>) = redis::pipe()
+            .get(&cache_key)
+            .get(keys::session_epoch(user_id))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if epoch.is_some_and(|epoch| request.issued_at_ms < epoch) {
+            self.metrics.session("revoked");
+            return Ok(reply(SessionStatus::Revoked, None));
+        }
         if let Some(profile) = cached.and_then(|bytes| UserProfile::decode(bytes.as_slice()).ok()) {
             self.metrics.session("hit");
             return Ok(reply(SessionStatus::Active, Some(profile)));
@@ -89,14 +103,14 @@ impl Sessions {
             self.metrics.session("revoked");
             return Ok(reply(SessionStatus::Revoked, None));
         }
-        let Ok(user_id) = request.user_id.parse::<UserId>() else {
-            self.metrics.session("unknown_user");
-            return Ok(reply(SessionStatus::UnknownUser, None));
-        };
         let Some(record) = self.users.by_id(user_id).await.map_err(|e| e.to_string())? else {
             self.metrics.session("unknown_user");
             return Ok(reply(SessionStatus::UnknownUser, None));
         };
+        if request.issued_at_ms < record.sessions_valid_after_ms {
+            self.metrics.session("revoked");
+            return Ok(reply(SessionStatus::Revoked, None));
+        }
         let profile = UserProfile {
             id: record.id,
             username: record.username,

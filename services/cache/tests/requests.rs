@@ -8,7 +8,7 @@ use common::World;
 use futures::StreamExt as _;
 use prost::Message as _;
 use redis::AsyncCommands as _;
-use sidechain_events::events::{Comment, Logout, PostDeleted, event::Payload};
+use sidechain_events::events::{Comment, Logout, PostDeleted, SessionsEnded, event::Payload};
 use sidechain_events::rpc::{
     CommentsReply, CommentsRequest, LookupReply, LookupRequest, SessionReply, SessionRequest,
     SessionStatus, TokenRevoked, UserRecord, lookup_request::Target,
@@ -52,6 +52,7 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
         token_id: "jti-1".into(),
         user_id: user.to_string(),
         expires_at_ms: sidechain_events::now_ms() + 3_600_000,
+        issued_at_ms: sidechain_events::now_ms() - 60_000,
     };
     assert_eq!(
         session(&world, &request).await.status,
@@ -66,6 +67,7 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
             display_name: "Dana".into(),
             password_hash: "x".into(),
             created_at_ms: 1,
+            sessions_valid_after_ms: 0,
         })
         .await
         .expect("registered");
@@ -116,6 +118,88 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
         .await
         .expect("exists");
     assert!(!cached, "logout deletes the cached session");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn ending_every_session_revokes_older_tokens_even_after_a_redis_wipe() {
+    let world = World::start().await;
+    let service = world.start_service(world.source()).await;
+    let user = UserId::new();
+    let now = sidechain_events::now_ms();
+    let token = |name: &str, issued_at_ms: i64| SessionRequest {
+        token_sha256: name.repeat(64),
+        token_id: format!("jti-{name}"),
+        user_id: user.to_string(),
+        expires_at_ms: now + 3_600_000,
+        issued_at_ms,
+    };
+    let (old, new) = (token("o", now - 60_000), token("n", now + 1_000));
+    let users = UserStore::new(world.js.clone(), 1);
+    users
+        .register(&UserRecord {
+            id: user.to_string(),
+            username: "erin".into(),
+            email: "erin@example.com".into(),
+            display_name: "Erin".into(),
+            password_hash: "x".into(),
+            created_at_ms: 1,
+            sessions_valid_after_ms: 0,
+        })
+        .await
+        .expect("registered");
+    // Cached as active first, so the check must look past jwt_cache.
+    assert_eq!(
+        session(&world, &old).await.status,
+        SessionStatus::Active as i32
+    );
+
+    let mut revocations = world
+        .client
+        .subscribe(subjects::AUTH_REVOKED)
+        .await
+        .expect("subscribe");
+    world
+        .publish(
+            user,
+            Payload::SessionsEnded(SessionsEnded {
+                valid_after_ms: now,
+                reason: "logout_all".into(),
+            }),
+        )
+        .await;
+    let notice = tokio::time::timeout(Duration::from_secs(5), revocations.next())
+        .await
+        .expect("broadcast in time")
+        .expect("message");
+    let notice = TokenRevoked::decode(notice.payload).expect("decodes");
+    assert_eq!(
+        (notice.user_id, notice.valid_after_ms),
+        (user.to_string(), now)
+    );
+    assert_eq!(
+        session(&world, &old).await.status,
+        SessionStatus::Revoked as i32
+    );
+    assert_eq!(
+        session(&world, &new).await.status,
+        SessionStatus::Active as i32
+    );
+
+    // The account's own epoch (written by the edge) holds when Redis loses everything.
+    users
+        .modify(user, |record| record.sessions_valid_after_ms = now)
+        .await
+        .expect("modified")
+        .expect("exists");
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut world.redis().await)
+        .await
+        .expect("flush");
+    assert_eq!(
+        session(&world, &old).await.status,
+        SessionStatus::Revoked as i32
+    );
     service.stop().await;
 }
 

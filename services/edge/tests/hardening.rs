@@ -458,3 +458,151 @@ async fn a_refresh_rotates_the_token_and_the_old_one_dies() {
     .await;
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
 }
+
+async fn sign_in(edge: &Edge, login: &str, password: &str) -> Reply {
+    call(
+        edge,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({ "email": login, "password": password })),
+    )
+    .await
+}
+
+fn token_of(reply: &Reply) -> String {
+    reply.body["auth"]["token"]
+        .as_str()
+        .or_else(|| reply.body["token"].as_str())
+        .expect("token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_token_on_every_edge() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let other_edge = Edge::start(backends.source()).await;
+    let user = edge.register("everywhere").await;
+    let laptop = token_of(&sign_in(&edge, "everywhere", "correct horse battery").await);
+    // Both tokens are known (cached) on the other edge before the sign-out.
+    for token in [&user.token, &laptop] {
+        let me = call(
+            &other_edge,
+            Method::GET,
+            "/api/v1/auth/me",
+            Some(token),
+            None,
+        )
+        .await;
+        assert_eq!(me.status, StatusCode::OK);
+    }
+    // Tokens carry whole-second times: make the sign-out fall in a later second.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+
+    let out = call(
+        &edge,
+        Method::POST,
+        "/api/v1/auth/logout-all",
+        Some(&laptop),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
+    sidechain_test_support::eventually(
+        "the other edge hears of it",
+        std::time::Duration::from_secs(5),
+        || async {
+            call(
+                &other_edge,
+                Method::GET,
+                "/api/v1/auth/me",
+                Some(&user.token),
+                None,
+            )
+            .await
+            .status
+                == StatusCode::UNAUTHORIZED
+        },
+    )
+    .await;
+    for (instance, token) in [
+        (&edge, &user.token),
+        (&edge, &laptop),
+        (&other_edge, &laptop),
+    ] {
+        let me = call(instance, Method::GET, "/api/v1/auth/me", Some(token), None).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(me.body["error"], "token_revoked");
+    }
+    // A fresh edge, with nothing in memory, refuses them too (the account holds the epoch).
+    let fresh_edge = Edge::start(backends.source()).await;
+    let me = call(
+        &fresh_edge,
+        Method::GET,
+        "/api/v1/auth/me",
+        Some(&laptop),
+        None,
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    // Signing in again works.
+    let again = sign_in(&edge, "everywhere", "correct horse battery").await;
+    let me = call(
+        &edge,
+        Method::GET,
+        "/api/v1/auth/me",
+        Some(&token_of(&again)),
+        None,
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK);
+    let events = stream_events(&backends.nats.url()).await;
+    assert!(subjects(&events).contains(&"events.sessions_ended"));
+}
+
+#[tokio::test]
+async fn a_password_change_needs_the_current_password_and_ends_other_sessions() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let user = edge.register("changer").await;
+    let phone = token_of(&sign_in(&edge, "changer", "correct horse battery").await);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+
+    let change = |current: &str, new: &str| {
+        call(
+            &edge,
+            Method::PUT,
+            "/api/v1/auth/password",
+            Some(&user.token),
+            Some(json!({ "current_password": current, "new_password": new })),
+        )
+    };
+    let wrong = change("not my password", "a brand new password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body["error"], "invalid_credentials");
+    let short = change("correct horse battery", "short").await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+
+    let changed = change("correct horse battery", "a brand new password").await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    let fresh = token_of(&changed);
+    for token in [&user.token, &phone] {
+        let me = call(&edge, Method::GET, "/api/v1/auth/me", Some(token), None).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    }
+    let me = call(&edge, Method::GET, "/api/v1/auth/me", Some(&fresh), None).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(
+        sign_in(&edge, "changer", "correct horse battery")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sign_in(&edge, "changer", "a brand new password")
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

@@ -198,7 +198,7 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
                 comment: String::new(),
             }),
         ],
-        Payload::Logout(_) => Vec::new(),
+        Payload::Logout(_) | Payload::SessionsEnded(_) => Vec::new(),
     }
 }
 

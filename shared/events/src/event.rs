@@ -22,11 +22,12 @@ pub enum EventKind {
     Follow,
     Unfollow,
     Logout,
+    SessionsEnded,
 }
 
 impl EventKind {
     /// Every kind, in schema order.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::UserRegistered,
         EventKind::PostCreated,
         EventKind::PostDeleted,
@@ -41,6 +42,7 @@ impl EventKind {
         EventKind::Follow,
         EventKind::Unfollow,
         EventKind::Logout,
+        EventKind::SessionsEnded,
     ];
 
     /// The snake_case name, as used in subjects and metric labels.
@@ -60,6 +62,7 @@ impl EventKind {
             EventKind::Follow => "follow",
             EventKind::Unfollow => "unfollow",
             EventKind::Logout => "logout",
+            EventKind::SessionsEnded => "sessions_ended",
         }
     }
 
@@ -80,6 +83,7 @@ impl EventKind {
             Payload::Follow(_) => EventKind::Follow,
             Payload::Unfollow(_) => EventKind::Unfollow,
             Payload::Logout(_) => EventKind::Logout,
+            Payload::SessionsEnded(_) => EventKind::SessionsEnded,
         }
     }
 

@@ -161,6 +161,42 @@ impl UserStore {
         UserRecord::decode(bytes).map(Some).map_err(store_error)
     }
 
+    /// Changes an account's record with `change` (compare-and-set on its revision, retried when
+    /// another writer got there first), so concurrent changes (a password change and a sign-out
+    /// everywhere) never undo each other. `Ok(None)`: no such account.
+    pub async fn modify(
+        &self,
+        id: UserId,
+        change: impl Fn(&mut UserRecord),
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let kv = self.kv().await?;
+        for _ in 0..MODIFY_ATTEMPTS {
+            let Some(entry) = kv.entry(user_key(id)).await.map_err(store_error)? else {
+                return Ok(None);
+            };
+            if entry.operation != kv::Operation::Put {
+                return Ok(None);
+            }
+            let mut record = UserRecord::decode(entry.value).map_err(store_error)?;
+            change(&mut record);
+            match kv
+                .update(
+                    user_key(id),
+                    Bytes::from(record.encode_to_vec()),
+                    entry.revision,
+                )
+                .await
+            {
+                Ok(_) => return Ok(Some(record)),
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(err) => return Err(store_error(err)),
+            }
+        }
+        Err(StoreError(format!(
+            "account {id} kept changing under {MODIFY_ATTEMPTS} attempts"
+        )))
+    }
+
     /// The account whose username or email is `login` (case-insensitive).
     pub async fn by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
         let key = if login.contains('@') {
@@ -224,6 +260,9 @@ impl UserStore {
         }
     }
 }
+
+/// Compare-and-set rounds of [`UserStore::modify`] before it gives up.
+const MODIFY_ATTEMPTS: usize = 8;
 
 /// Usernames are validated before they get here; this guards lookups by arbitrary text.
 fn is_valid_key(key: &str) -> bool {

@@ -246,6 +246,17 @@ pub fn apply(
             effects.revoked.push(TokenRevoked {
                 token_sha256: logout.token_sha256.clone(),
                 expires_at_ms: logout.expires_at_ms,
+                ..TokenRevoked::default()
+            });
+        }
+        Payload::SessionsEnded(ended) => {
+            // Events of one user are applied in order and epochs only move forward.
+            pipe.set(keys::session_epoch(actor), ended.valid_after_ms)
+                .ignore();
+            effects.revoked.push(TokenRevoked {
+                user_id: actor.to_string(),
+                valid_after_ms: ended.valid_after_ms,
+                ..TokenRevoked::default()
             });
         }
         // Accounts live in the users bucket; nothing to derive.

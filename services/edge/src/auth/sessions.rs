@@ -9,6 +9,11 @@
 //! handling a logout sends it at once, and the cache service sends it again when it applies the
 //! logout event. Each instance also keeps the revoked token hashes it heard of until expiry.
 //!
+//! Ending every session of a user (sign out everywhere, password change) moves the user's
+//! "sessions valid after" epoch: tokens issued before it are dead. The epoch is kept in the
+//! user's record (the `users` bucket, durable: a Redis wipe does not bring sessions back), in
+//! the cache service's read model, and, once broadcast, in each edge's memory.
+//!
 //! If the cache service does not answer, the edge checks what it can itself — the token is not
 //! in the revocation list (`revoked:<jti>` in Redis) and its user exists (the `users` bucket) —
 //! and trusts that for [`LOCAL_FALLBACK_TTL`] only. If it cannot check revocations either, the
@@ -107,6 +112,8 @@ impl Expiry<String, Arc<Session>> for SessionExpiry {
 pub struct Sessions {
     cache: Cache<String, Arc<Session>>,
     revoked: Cache<String, ()>,
+    /// Per user: tokens issued (ms) before this are dead.
+    epochs: Cache<UserId, i64>,
     remote: CacheClient,
     users: UserStore,
     redis: sidechain_infra::redis::RedisConn,
@@ -150,6 +157,10 @@ impl Sessions {
                 .max_capacity(1_000_000)
                 .time_to_live(max_token_ttl)
                 .build(),
+            epochs: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(max_token_ttl)
+                .build(),
             remote,
             users,
             redis,
@@ -166,7 +177,7 @@ impl Sessions {
 
     /// Whether the token's session is alive.
     pub async fn check(&self, token: &VerifiedToken) -> Result<Arc<Session>, SessionError> {
-        if self.revoked.contains_key(&token.sha256) {
+        if self.revoked.contains_key(&token.sha256) || self.ended_here(token).await {
             self.count("memory", "revoked");
             return Err(SessionError::Revoked);
         }
@@ -193,6 +204,7 @@ impl Sessions {
             token_id: token.token_id.clone(),
             user_id: token.user_id.to_string(),
             expires_at_ms: token.expires_at.timestamp_millis(),
+            issued_at_ms: token.issued_at.timestamp_millis(),
         };
         match self.remote.session(&request).await {
             Ok(reply) => self.interpret(token, reply).await,
@@ -255,6 +267,10 @@ impl Sessions {
             }
         }
         match self.users.by_id(token.user_id).await {
+            Ok(Some(user)) if user.sessions_valid_after_ms > token.issued_at.timestamp_millis() => {
+                self.count("local_fallback", "revoked");
+                Err(SessionError::Revoked)
+            }
             Ok(Some(user)) => {
                 self.count("local_fallback", "active");
                 Ok(Session {
@@ -280,23 +296,64 @@ impl Sessions {
     /// Forgets a token on this instance and tells every other edge to (logout).
     pub async fn revoke(&self, token: &VerifiedToken) {
         self.revoke_here(&token.sha256).await;
-        let notice = TokenRevoked {
+        self.broadcast(TokenRevoked {
             token_sha256: token.sha256.clone(),
             expires_at_ms: token.expires_at.timestamp_millis(),
-        };
+            ..TokenRevoked::default()
+        })
+        .await;
+    }
+
+    /// Ends, on this instance and (broadcast) every other edge, every session of `user` whose
+    /// token was issued before `valid_after_ms`.
+    pub async fn end_all(&self, user: UserId, valid_after_ms: i64) {
+        self.end_all_here(user, valid_after_ms).await;
+        self.broadcast(TokenRevoked {
+            user_id: user.to_string(),
+            valid_after_ms,
+            ..TokenRevoked::default()
+        })
+        .await;
+    }
+
+    async fn broadcast(&self, notice: TokenRevoked) {
         if let Err(err) = self
             .nats
             .publish(subjects::AUTH_REVOKED, notice.encode_to_vec().into())
             .await
         {
-            // The stored logout event still reaches the cache service, which broadcasts again.
+            // The stored event still reaches the cache service, which broadcasts again.
             tracing::warn!(error = %err, "could not broadcast a revocation");
         }
+    }
+
+    async fn end_all_here(&self, user: UserId, valid_after_ms: i64) {
+        let current = self.epochs.get(&user).await.unwrap_or(i64::MIN);
+        if valid_after_ms > current {
+            self.epochs.insert(user, valid_after_ms).await;
+        }
+    }
+
+    /// Whether this instance heard that the token's sessions were ended.
+    async fn ended_here(&self, token: &VerifiedToken) -> bool {
+        self.epochs
+            .get(&token.user_id)
+            .await
+            .is_some_and(|epoch| token.issued_at.timestamp_millis() < epoch)
     }
 
     async fn revoke_here(&self, sha256: &str) {
         self.revoked.insert(sha256.to_owned(), ()).await;
         self.cache.invalidate(sha256).await;
+    }
+
+    async fn apply_notice(&self, notice: &TokenRevoked) {
+        if !notice.token_sha256.is_empty() {
+            self.revoke_here(&notice.token_sha256).await;
+        }
+        if let Ok(user) = notice.user_id.parse::<UserId>() {
+            self.end_all_here(user, notice.valid_after_ms).await;
+        }
     }
 
     /// Listens to `auth.revoked` until shutdown, dropping revoked sessions from this instance.
@@ -308,7 +365,7 @@ impl Sessions {
             &shutdown,
             move |message| async move {
                 match TokenRevoked::decode(message.payload) {
-                    Ok(notice) => this.revoke_here(&notice.token_sha256).await,
+                    Ok(notice) => this.apply_notice(&notice).await,
                     Err(err) => tracing::warn!(error = %err, "undecodable revocation notice"),
                 }
             },

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use sidechain_events::UserId;
-use sidechain_events::events::{Logout, UserRegistered, event::Payload};
+use sidechain_events::events::{Logout, SessionsEnded, UserRegistered, event::Payload};
 use sidechain_events::rpc::UserRecord;
 use sidechain_infra::users::normalize_email;
 
@@ -53,6 +53,29 @@ impl Validate for RegisterRequest {
             validate::plain_text("display_name", name)?;
         }
         Ok(())
+    }
+}
+
+/// `PUT /api/v1/auth/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordChangeRequest {
+    /// The password in use now.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub current_password: String,
+    /// The new password: 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+impl Validate for PasswordChangeRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        if self.current_password.is_empty() || self.current_password.len() > 1024 {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "current_password must be 1 to 1024 bytes",
+            ));
+        }
+        validate::password(&self.new_password)
     }
 }
 
@@ -119,6 +142,7 @@ pub async fn register(
         display_name: display_name.clone(),
         password_hash,
         created_at_ms: sidechain_events::now_ms(),
+        sessions_valid_after_ms: 0,
     };
     state.users.register(&record).await?;
     let event = Payload::UserRegistered(UserRegistered {
@@ -306,4 +330,122 @@ async fn end_token(
     let recorded = state.record(&user.session, &key, payload).await?;
     state.sessions.revoke(&user.token).await;
     Ok(recorded)
+}
+
+/// Now, as a sessions-valid-after epoch: whole seconds, like a token's `iat`, so a token issued
+/// in this second after the change (the one the change returns) is alive.
+fn epoch_now() -> i64 {
+    chrono::Utc::now().timestamp() * 1000
+}
+
+/// Ends every session of the user, then records the epoch in the account, so it holds even
+/// if every cache is lost. The event comes first: if storing the account change fails after
+/// it, the sessions are ended anyway (the safe side) and the client may retry.
+async fn end_every_session(
+    state: &AppState,
+    user: &AuthUser,
+    key: &IdempotencyKey,
+    reason: &str,
+    change: impl Fn(&mut UserRecord),
+) -> Result<(Recorded, UserRecord), ApiError> {
+    let valid_after_ms = epoch_now();
+    let payload = Payload::SessionsEnded(SessionsEnded {
+        valid_after_ms,
+        reason: reason.to_owned(),
+    });
+    let recorded = state.record(&user.session, key, payload).await?;
+    state
+        .sessions
+        .end_all(user.session.user_id, valid_after_ms)
+        .await;
+    let record = state
+        .users
+        .modify(user.session.user_id, |record| {
+            record.sessions_valid_after_ms = record.sessions_valid_after_ms.max(valid_after_ms);
+            change(record);
+        })
+        .await?
+        .ok_or_else(|| ApiError::from(TokenError::Invalid))?;
+    Ok((recorded, record))
+}
+
+/// Signs out everywhere: every token of the caller issued until now stops working, on every
+/// edge, including the one this request came with.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 200, description = "Every session ended", body = ActionResponse),
+        (status = 401, body = ErrorBody), (status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn logout_all(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+) -> Result<Json<ActionResponse>, ApiError> {
+    let (recorded, _) = end_every_session(&state, &user, &key, "logout_all", |_| {}).await?;
+    Ok(Json(ActionResponse::new(recorded, user.session.user_id)))
+}
+
+/// Changes the password (the current one is required) and ends every other session; answers
+/// with a fresh token for this client.
+#[utoipa::path(put, path = "/api/v1/auth/password", tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChangeRequest,
+    responses((status = 200, description = "Changed; other sessions ended", body = RefreshResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Wrong current password (`invalid_credentials`) or no valid token", body = ErrorBody),
+        (status = 429, description = "Too many attempts on this account", body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<PasswordChangeRequest>,
+) -> Result<Json<RefreshResponse>, ApiError> {
+    // Guessing the current password here meets the same per-account backoff as sign-in.
+    let attempt = state
+        .limiter
+        .check(Class::Login, &format!("account:{}", user.session.user_id))
+        .await;
+    if !attempt.allowed {
+        return Err(ApiError::RateLimited {
+            retry_after: attempt.retry_after,
+        });
+    }
+    let current = own_record(&state, &user).await?;
+    if !state
+        .passwords
+        .verify(body.current_password, Some(current.password_hash.clone()))
+        .await
+    {
+        return Err(ApiError::Unauthorized {
+            code: "invalid_credentials",
+            message: "the current password is wrong".into(),
+        });
+    }
+    let new_hash = state
+        .passwords
+        .hash(body.new_password)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "password hashing failed");
+            ApiError::Internal
+        })?;
+    let (_, record) = end_every_session(
+        &state,
+        &user,
+        &IdempotencyKey::NONE,
+        "password_changed",
+        |record| record.password_hash.clone_from(&new_hash),
+    )
+    .await?;
+    let issued = state
+        .tokens
+        .issue(user.session.user_id, &record.username, None)
+        .map_err(token_error)?;
+    tracing::info!(user_id = %user.session.user_id, "password changed; every other session ended");
+    Ok(Json(RefreshResponse {
+        token: issued.token,
+        expires_at: issued.expires_at,
+        user: UserView::own(&record),
+    }))
 }

@@ -27,7 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower::util::option_layer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -55,6 +55,12 @@ pub fn router(
     let default_class = Router::new()
         .route("/api/v1/auth/me", get(auth::me))
         .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/logout-all", post(auth::logout_all))
+        // PUT as documented; POST too, which is what JUCE sends for a PUT with a body.
+        .route(
+            "/api/v1/auth/password",
+            put(auth::change_password).post(auth::change_password),
+        )
         .route("/api/v1/posts/{id}", axum::routing::delete(posts::delete))
         .route("/api/v1/posts/{id}/play", post(posts::play))
         .route("/api/v1/posts/{id}/view", post(posts::view))

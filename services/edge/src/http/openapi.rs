@@ -20,7 +20,8 @@ use super::{auth, feeds, health, posts, social};
     ),
     paths(
         health::health, health::gorse, health::live, health::ready, openapi_json,
-        auth::register, auth::login, auth::refresh, auth::me, auth::logout,
+        auth::register, auth::login, auth::refresh, auth::me, auth::logout, auth::logout_all,
+        auth::change_password,
         posts::create, posts::delete, posts::play, posts::view, posts::download, posts::repost,
         posts::unrepost, posts::comment, posts::comments,
         social::like, social::unlike, social::follow, social::unfollow, social::follow_user,
