@@ -125,12 +125,9 @@ async fn refused_and_poison_entries_are_parked_not_retried() {
         .push(&DeadLetter::batch(vec![like("a")], "test"))
         .await
         .expect("push");
-    // A Gorse that refuses this client (401): the batch is parked, not retried.
-    let locked = sidechain_test_support::GorseDouble::start_with_api_key("a-key-we-lack").await;
-    let refused = dead_letters
-        .flush(&delivery_to(&locked.url()))
-        .await
-        .expect("flush");
+    // A Gorse that refuses the batch itself (400): it is parked, not retried.
+    world.gorse.fail_next(1, 400);
+    let refused = dead_letters.flush(&delivery).await.expect("flush");
     assert_eq!(
         refused,
         FlushReport {
@@ -151,4 +148,37 @@ async fn refused_and_poison_entries_are_parked_not_retried() {
             .delivered,
         0
     );
+}
+
+// server/rest.go (v0.5.11) `AuthFilter`: a wrong key is 401 on every write. That is our
+// configuration, not the batch: it waits in the list and is delivered once the key matches.
+#[tokio::test]
+async fn a_refused_api_key_keeps_entries_waiting_until_the_key_matches() {
+    let world = World::start().await;
+    let dead_letters = dead_letters(&world);
+    for user in ["a", "b"] {
+        dead_letters
+            .push(&DeadLetter::batch(vec![like(user)], "test"))
+            .await
+            .expect("push");
+    }
+    let locked = sidechain_test_support::GorseDouble::start_with_api_key("a-key-we-lack").await;
+    let delivery = delivery_to(&locked.url());
+    let report = dead_letters.flush(&delivery).await.expect("flush");
+    assert_eq!(
+        report,
+        FlushReport {
+            delivered: 0,
+            parked: 0,
+            remaining: 2
+        }
+    );
+    let mut redis = world.redis().await;
+    let parked: u64 = redis.llen(PARKED).await.expect("llen");
+    assert_eq!(parked, 0, "a wrong key never parks");
+
+    locked.set_api_key(None);
+    let report = dead_letters.flush(&delivery).await.expect("flush");
+    assert_eq!(report.delivered, 2);
+    assert_eq!(locked.record().feedback.len(), 2);
 }

@@ -11,6 +11,8 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use sidechain_events::rpc::GorseState;
+
 use crate::state::AppState;
 
 /// Body of `GET /health`.
@@ -38,7 +40,8 @@ pub async fn health() -> Json<HealthResponse> {
 /// Body of `GET /health/gorse`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GorseHealthResponse {
-    /// `healthy`, `unhealthy`, or `unknown` (the feedback service has not reported yet).
+    /// `healthy`, `unhealthy`, `unauthorized` (Gorse is ready but refuses `GORSE_API_KEY`), or
+    /// `unknown` (the feedback service has not reported yet).
     pub status: &'static str,
     /// When the feedback service last checked.
     pub checked_at: Option<DateTime<Utc>>,
@@ -50,7 +53,7 @@ pub struct GorseHealthResponse {
 /// calls Gorse, so do not use this as the edge's own probe.
 #[utoipa::path(get, path = "/health/gorse", tag = "health",
     responses((status = 200, description = "Gorse healthy", body = GorseHealthResponse),
-        (status = 503, description = "Gorse unhealthy or not reported yet", body = GorseHealthResponse)))]
+        (status = 503, description = "Gorse unhealthy, refusing the API key, or not reported yet", body = GorseHealthResponse)))]
 pub async fn gorse(State(state): State<Arc<AppState>>) -> (StatusCode, Json<GorseHealthResponse>) {
     let at = |ms: i64| Utc.timestamp_millis_opt(ms).single();
     match state.gorse.latest() {
@@ -61,10 +64,10 @@ pub async fn gorse(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Gors
                 StatusCode::SERVICE_UNAVAILABLE
             },
             Json(GorseHealthResponse {
-                status: if status.healthy {
-                    "healthy"
-                } else {
-                    "unhealthy"
+                status: match status.state() {
+                    GorseState::Unauthorized => "unauthorized",
+                    _ if status.healthy => "healthy",
+                    _ => "unhealthy",
                 },
                 checked_at: at(status.checked_at_ms),
                 changed_at: at(status.changed_at_ms),
