@@ -24,4 +24,4 @@ mod model;
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use client::{GorseClient, GorseError};
 pub use config::GorseConfig;
-pub use model::{Feedback, Item, RowAffected, User};
+pub use model::{Feedback, Item, RowAffected, User, validate_labels};

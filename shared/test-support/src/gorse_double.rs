@@ -495,8 +495,36 @@ async fn delete_feedback(
     row_affected(usize::from(removed))
 }
 
+/// Gorse v0.5.11 storage/data/database.go `ValidateLabels`: null, strings, numbers, arrays of
+/// only strings or only numbers, objects of valid labels.
+fn validate_labels(labels: &Value) -> Result<(), String> {
+    match labels {
+        Value::Null | Value::String(_) | Value::Number(_) => Ok(()),
+        Value::Array(values) => match values.first() {
+            None => Ok(()),
+            Some(Value::String(_)) if values.iter().all(Value::is_string) => Ok(()),
+            Some(Value::Number(_)) if values.iter().all(Value::is_number) => Ok(()),
+            Some(_) => Err(format!("unsupported labels: {labels}")),
+        },
+        Value::Object(map) => map.values().try_for_each(validate_labels),
+        Value::Bool(_) => Err("unsupported type in labels: bool".to_owned()),
+    }
+}
+
+/// server/rest.go `insertItems`/`insertUsers`: one row with invalid labels fails the whole
+/// request with 400, before anything is stored.
+fn parse_labelled_rows(body: &Bytes) -> Result<Vec<Value>, String> {
+    let rows = parse_array(body)?;
+    for row in &rows {
+        if let Some(labels) = row.get("Labels") {
+            validate_labels(labels)?;
+        }
+    }
+    Ok(rows)
+}
+
 async fn insert_items(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let rows = match parse_array(&body) {
+    let rows = match parse_labelled_rows(&body) {
         Ok(rows) => rows,
         Err(why) => return text(StatusCode::BAD_REQUEST, &why),
     };
@@ -520,7 +548,7 @@ async fn delete_item(State(shared): State<Arc<Shared>>, Path(id): Path<String>) 
 }
 
 async fn insert_users(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let rows = match parse_array(&body) {
+    let rows = match parse_labelled_rows(&body) {
         Ok(rows) => rows,
         Err(why) => return text(StatusCode::BAD_REQUEST, &why),
     };
