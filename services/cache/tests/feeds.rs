@@ -158,6 +158,7 @@ async fn unified_mixes_sources_and_falls_back_to_trending_when_gorse_is_unhealth
             healthy: false,
             checked_at_ms: 1,
             changed_at_ms: 1,
+            state: sidechain_events::rpc::GorseState::Unhealthy.into(),
         })
         .await
         .expect("status");

@@ -220,7 +220,21 @@ impl Pipeline {
                 .await;
         }
         match self.delivery.deliver(&ops).await {
-            Ok(()) => BatchOutcome::Delivered,
+            Ok(None) => BatchOutcome::Delivered,
+            Ok(Some(refused)) => {
+                // Everything else landed; the refused operations alone are parked.
+                match self
+                    .dead_letters
+                    .park_refused(&DeadLetter::batch(refused.ops, &refused.reason))
+                    .await
+                {
+                    Ok(()) => BatchOutcome::Delivered,
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot park refused operations (Redis); the batch will be redelivered");
+                        BatchOutcome::NotStored
+                    }
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, operations = ops.len(), "Gorse did not take a batch; dead-lettering it");
                 self.dead_letter(ops, &err.to_string()).await

@@ -20,7 +20,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
-use sidechain_gorse::GorseError;
 use sidechain_infra::redis::RedisConn;
 
 use crate::delivery::Delivery;
@@ -154,6 +153,22 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Parks an entry at once: operations Gorse refused on their own (a 4xx other than
+    /// 401/403), which retrying would not change.
+    pub async fn park_refused(&self, entry: &DeadLetter) -> redis::RedisResult<()> {
+        let json = serde_json::to_string(entry).map_err(|e| {
+            redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "cannot encode entry",
+                e.to_string(),
+            ))
+        })?;
+        let mut redis = self.redis.clone();
+        let _: u64 = redis.rpush(PARKED, json).await?;
+        self.metrics.parked();
+        Ok(())
+    }
+
     /// Entries waiting.
     pub async fn len(&self) -> redis::RedisResult<u64> {
         let mut redis = self.redis.clone();
@@ -242,15 +257,33 @@ impl DeadLetters {
             };
             match serde_json::from_str::<DeadLetter>(&entry) {
                 Ok(DeadLetter::Batch { ops, .. }) => match delivery.deliver(&ops).await {
-                    Ok(()) => {
+                    Ok(None) => {
                         let _: i64 = redis.lrem(PROCESSING, 1, &entry).await?;
                         report.delivered += 1;
                         self.metrics.dead_letter_flushed(ops.len());
                     }
-                    Err(err @ GorseError::Rejected { .. }) => {
-                        tracing::error!(error = %err, "Gorse refused a dead-letter batch; parking it");
+                    Ok(Some(refused)) if refused.ops.len() == ops.len() => {
+                        tracing::error!(
+                            error = refused.reason,
+                            "Gorse refused a dead-letter batch; parking it"
+                        );
                         self.park(redis).await?;
                         report.parked += 1;
+                    }
+                    Ok(Some(refused)) => {
+                        // The rest landed: only the refused operations are kept for an operator.
+                        tracing::error!(
+                            error = refused.reason,
+                            refused = refused.ops.len(),
+                            "Gorse refused part of a dead-letter batch; parking those operations"
+                        );
+                        let taken = ops.len() - refused.ops.len();
+                        self.park_refused(&DeadLetter::batch(refused.ops, &refused.reason))
+                            .await?;
+                        let _: i64 = redis.lrem(PROCESSING, 1, &entry).await?;
+                        report.delivered += 1;
+                        report.parked += 1;
+                        self.metrics.dead_letter_flushed(taken);
                     }
                     Err(err) => {
                         tracing::info!(error = %err, "Gorse still unavailable; stopping the flush");

@@ -1,13 +1,16 @@
-//! Gorse's health: checked every `GORSE_HEALTH_INTERVAL` with `GET /api/health/ready`, kept in
-//! a gauge, published to the KV bucket `status` (key `gorse`) at every check, logged when it
-//! flips. Turning healthy half-opens the circuit breaker and flushes the dead-letter list at
-//! once.
+//! Gorse's health: checked every `GORSE_HEALTH_INTERVAL` with `GET /api/health/ready` and, when
+//! ready, an authenticated `GET /api/latest?n=1` (Gorse's health routes skip the API key, so
+//! only an authenticated call reveals a wrong `GORSE_API_KEY`). The state (healthy, unhealthy,
+//! unauthorized) is kept in gauges, published to the KV bucket `status` (key `gorse`) at every
+//! check, logged when it changes. Turning healthy half-opens the circuit breaker and flushes
+//! the dead-letter list at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sidechain_events::now_ms;
-use sidechain_events::rpc::GorseStatus;
+use sidechain_events::rpc::{GorseState, GorseStatus};
+use sidechain_gorse::{GorseClient, GorseError};
 use sidechain_infra::status::GorseStatusPublisher;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -25,33 +28,48 @@ pub async fn watch(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut last: Option<bool> = None;
+    let mut last: Option<GorseState> = None;
     let mut changed_at = now_ms();
     loop {
-        let check = delivery.gorse().ready().await;
-        let healthy = check.is_ok();
-        if last != Some(healthy) {
+        let (state, error) = check(delivery.gorse()).await;
+        if last != Some(state) {
             changed_at = now_ms();
-            match (&check, last) {
-                (Ok(()), _) => tracing::info!("Gorse is ready"),
-                (Err(err), None) => {
-                    tracing::warn!(error = %err, "Gorse is not ready; feedback goes to the dead-letter list")
+            let error = error.as_ref().map(ToString::to_string);
+            match state {
+                GorseState::Healthy => tracing::info!("Gorse is ready and accepts the API key"),
+                GorseState::Unauthorized => tracing::error!(
+                    error = error.as_deref(),
+                    "Gorse refuses GORSE_API_KEY; feedback waits in the dead-letter list until the key matches"
+                ),
+                _ if last.is_none() => {
+                    tracing::warn!(
+                        error = error.as_deref(),
+                        "Gorse is not ready; feedback goes to the dead-letter list"
+                    )
                 }
-                (Err(err), Some(_)) => {
-                    tracing::warn!(error = %err, "Gorse became unhealthy; feedback goes to the dead-letter list")
+                _ => {
+                    tracing::warn!(
+                        error = error.as_deref(),
+                        "Gorse became unhealthy; feedback goes to the dead-letter list"
+                    )
                 }
             }
-            if healthy {
+            if state == GorseState::Healthy {
                 delivery.gorse().breaker().half_open();
                 flush_now.notify_one();
             }
-            last = Some(healthy);
+            last = Some(state);
         }
+        let healthy = state == GorseState::Healthy;
         metrics.gorse_healthy.set(i64::from(healthy));
+        metrics
+            .gorse_unauthorized
+            .set(i64::from(state == GorseState::Unauthorized));
         let status = GorseStatus {
             healthy,
             checked_at_ms: now_ms(),
             changed_at_ms: changed_at,
+            state: state.into(),
         };
         if let Err(err) = publisher.publish(status).await {
             tracing::debug!(error = %err, "could not publish Gorse status");
@@ -60,6 +78,18 @@ pub async fn watch(
             () = tokio::time::sleep(interval) => {}
             () = shutdown.cancelled() => return,
         }
+    }
+}
+
+/// Readiness first, then the API key (readiness does not check it).
+async fn check(gorse: &GorseClient) -> (GorseState, Option<GorseError>) {
+    if let Err(err) = gorse.ready().await {
+        return (GorseState::Unhealthy, Some(err));
+    }
+    match gorse.authorized().await {
+        Ok(()) => (GorseState::Healthy, None),
+        Err(err @ GorseError::Unauthorized { .. }) => (GorseState::Unauthorized, Some(err)),
+        Err(err) => (GorseState::Unhealthy, Some(err)),
     }
 }
 

@@ -125,6 +125,18 @@ pub fn key_category(key: &str) -> String {
     format!("key_{key}")
 }
 
+/// `labels` if Gorse accepts them, else none: Gorse answers 400 to a whole request for one
+/// row with invalid labels, and a post is still worth recommending without them.
+fn checked_labels(labels: serde_json::Value) -> serde_json::Value {
+    match sidechain_gorse::validate_labels(&labels) {
+        Ok(()) => labels,
+        Err(why) => {
+            tracing::warn!(error = why, "labels Gorse would refuse; sending none");
+            serde_json::Value::Null
+        }
+    }
+}
+
 /// The Gorse operations an event stands for (none for events Gorse does not care about).
 pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
     let user = event.actor().to_string();
@@ -174,7 +186,9 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
                 item_id: post.post_id.clone(),
                 is_hidden: false,
                 categories,
-                labels: json!({ "genres": post.genres, "bpm": post.bpm, "key": post.key }),
+                labels: checked_labels(
+                    json!({ "genres": post.genres, "bpm": post.bpm, "key": post.key }),
+                ),
                 timestamp,
                 comment: post.title.clone(),
             })]
@@ -272,6 +286,15 @@ mod tests {
         );
         assert_eq!(item.labels["bpm"], 124.5);
         assert!(!item.is_hidden);
+    }
+
+    #[test]
+    fn labels_gorse_would_refuse_are_dropped_and_valid_ones_kept() {
+        let valid = json!({"genres": ["house"], "bpm": 124.5, "key": "Am"});
+        assert_eq!(checked_labels(valid.clone()), valid);
+        for bad in [json!({"explicit": true}), json!({"genres": ["house", 1]})] {
+            assert_eq!(checked_labels(bad), serde_json::Value::Null);
+        }
     }
 
     #[test]

@@ -68,8 +68,10 @@ pub struct FeedbackMetrics {
     /// Messages delivered to the consumer and not acknowledged yet.
     pub consumer_ack_pending: Gauge,
     last_sync: Gauge<f64, AtomicU64>,
-    /// 1 when Gorse reports ready.
+    /// 1 when Gorse reports ready and accepts the API key.
     pub gorse_healthy: Gauge,
+    /// 1 when Gorse is ready but refuses the API key (401/403).
+    pub gorse_unauthorized: Gauge,
     abandoned: Counter,
 }
 
@@ -94,6 +96,7 @@ impl FeedbackMetrics {
             consumer_ack_pending: Gauge::default(),
             last_sync: Gauge::default(),
             gorse_healthy: Gauge::default(),
+            gorse_unauthorized: Gauge::default(),
             abandoned: Counter::default(),
         };
         registry.register(
@@ -169,8 +172,13 @@ impl FeedbackMetrics {
         );
         registry.register(
             "gorse_healthy",
-            "1 when Gorse reports ready, 0 otherwise",
+            "1 when Gorse reports ready and accepts the API key, 0 otherwise",
             metrics.gorse_healthy.clone(),
+        );
+        registry.register(
+            "gorse_unauthorized",
+            "1 when Gorse is ready but answers 401/403 to the API key (GORSE_API_KEY mismatch)",
+            metrics.gorse_unauthorized.clone(),
         );
         registry.register(
             "feedback_abandoned",

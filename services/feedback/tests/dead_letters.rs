@@ -125,12 +125,9 @@ async fn refused_and_poison_entries_are_parked_not_retried() {
         .push(&DeadLetter::batch(vec![like("a")], "test"))
         .await
         .expect("push");
-    // A Gorse that refuses this client (401): the batch is parked, not retried.
-    let locked = sidechain_test_support::GorseDouble::start_with_api_key("a-key-we-lack").await;
-    let refused = dead_letters
-        .flush(&delivery_to(&locked.url()))
-        .await
-        .expect("flush");
+    // A Gorse that refuses the batch itself (400): it is parked, not retried.
+    world.gorse.fail_next(1, 400);
+    let refused = dead_letters.flush(&delivery).await.expect("flush");
     assert_eq!(
         refused,
         FlushReport {
@@ -151,4 +148,96 @@ async fn refused_and_poison_entries_are_parked_not_retried() {
             .delivered,
         0
     );
+}
+
+// server/rest.go (v0.5.11) `AuthFilter`: a wrong key is 401 on every write. That is our
+// configuration, not the batch: it waits in the list and is delivered once the key matches.
+#[tokio::test]
+async fn a_refused_api_key_keeps_entries_waiting_until_the_key_matches() {
+    let world = World::start().await;
+    let dead_letters = dead_letters(&world);
+    for user in ["a", "b"] {
+        dead_letters
+            .push(&DeadLetter::batch(vec![like(user)], "test"))
+            .await
+            .expect("push");
+    }
+    let locked = sidechain_test_support::GorseDouble::start_with_api_key("a-key-we-lack").await;
+    let delivery = delivery_to(&locked.url());
+    let report = dead_letters.flush(&delivery).await.expect("flush");
+    assert_eq!(
+        report,
+        FlushReport {
+            delivered: 0,
+            parked: 0,
+            remaining: 2
+        }
+    );
+    let mut redis = world.redis().await;
+    let parked: u64 = redis.llen(PARKED).await.expect("llen");
+    assert_eq!(parked, 0, "a wrong key never parks");
+
+    locked.set_api_key(None);
+    let report = dead_letters.flush(&delivery).await.expect("flush");
+    assert_eq!(report.delivered, 2);
+    assert_eq!(locked.record().feedback.len(), 2);
+}
+
+fn item(id: &str, labels: serde_json::Value) -> GorseOp {
+    GorseOp::UpsertItem(sidechain_gorse::Item {
+        item_id: id.into(),
+        is_hidden: false,
+        categories: vec!["house".into()],
+        labels,
+        timestamp: "2026-11-25T10:00:00Z".into(),
+        comment: String::new(),
+    })
+}
+
+// storage/data/database.go (v0.5.11) `ValidateLabels` and server/rest.go `insertItems`: one
+// item with a boolean label makes Gorse answer 400 to the whole request.
+#[tokio::test]
+async fn one_invalid_label_parks_only_its_row_and_every_other_row_lands() {
+    let world = World::start().await;
+    let (dead_letters, delivery) = (dead_letters(&world), delivery_to(&world.gorse.url()));
+    let mut ops: Vec<GorseOp> = (0..7)
+        .map(|i| item(&format!("p{i}"), serde_json::json!({"genres": ["house"]})))
+        .collect();
+    ops.insert(3, item("bad", serde_json::json!({"explicit": true})));
+    ops.extend(["a", "b", "c"].map(like));
+
+    let refused = delivery
+        .deliver(&ops)
+        .await
+        .expect("Gorse usable")
+        .expect("one row refused");
+    assert_eq!(
+        refused.ops,
+        vec![item("bad", serde_json::json!({"explicit": true}))]
+    );
+    assert_eq!(refused.reason, "unsupported type in labels: bool");
+    let record = world.gorse.record();
+    assert_eq!(record.items.len(), 7, "every other item landed");
+    assert!(!record.items.contains_key("bad"));
+    assert_eq!(record.feedback.len(), 3, "feedback landed");
+
+    // From the dead-letter list: the rest is delivered, the bad row alone is parked.
+    dead_letters
+        .push(&DeadLetter::batch(ops, "test"))
+        .await
+        .expect("push");
+    let report = dead_letters.flush(&delivery).await.expect("flush");
+    assert_eq!(
+        report,
+        FlushReport {
+            delivered: 1,
+            parked: 1,
+            remaining: 0
+        }
+    );
+    let mut redis = world.redis().await;
+    let parked: Vec<String> = redis.lrange(PARKED, 0, -1).await.expect("lrange");
+    assert_eq!(parked.len(), 1);
+    assert!(parked[0].contains(r#""ItemId":"bad""#), "{}", parked[0]);
+    assert!(!parked[0].contains(r#""ItemId":"p0""#), "{}", parked[0]);
 }

@@ -232,3 +232,65 @@ async fn gorse_health_is_published_and_follows_the_double() {
     shutdown.cancel();
     service.stop().await;
 }
+
+// server/rest.go (v0.5.11) `AuthFilter`: `/api/health/*` skips the API key, so readiness alone
+// stays green with a wrong key while every write gets 401.
+#[tokio::test]
+async fn a_wrong_api_key_is_reported_unauthorized_and_feedback_waits_for_the_right_one() {
+    let world = World::start().await;
+    world.gorse.set_api_key(Some("the-right-key"));
+    let service = world
+        .start_service(world.source().with("GORSE_API_KEY", "a-wrong-key"))
+        .await;
+    let status = sidechain_infra::status::GorseStatusView::default();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(status.clone().follow(world.js.clone(), 1, shutdown.clone()));
+
+    eventually(
+        "unauthorized published",
+        Duration::from_secs(10),
+        || async {
+            status.latest().is_some_and(|s| {
+                !s.healthy && s.state() == sidechain_events::rpc::GorseState::Unauthorized
+            })
+        },
+    )
+    .await;
+    let metrics = service.metrics().await;
+    assert_eq!(metric(&metrics, "sidechain_gorse_unauthorized"), Some(1.0));
+    assert_eq!(metric(&metrics, "sidechain_gorse_healthy"), Some(0.0));
+
+    let users = world.publish_likes(3, PostId::new()).await;
+    eventually("batch dead-lettered", Duration::from_secs(10), || async {
+        world.dead_letter_len().await >= 1
+    })
+    .await;
+    assert!(world.gorse.record().feedback.is_empty());
+    let mut redis = world.redis().await;
+    let parked: u64 =
+        redis::AsyncCommands::llen(&mut redis, sidechain_feedback::dead_letter::PARKED)
+            .await
+            .expect("llen");
+    assert_eq!(parked, 0, "a wrong key never parks feedback");
+    service.stop().await;
+
+    // The operator fixes GORSE_API_KEY and restarts the service.
+    let service = world
+        .start_service(world.source().with("GORSE_API_KEY", "the-right-key"))
+        .await;
+    eventually("every like delivered", Duration::from_secs(15), || async {
+        world.gorse.record().feedback.len() == users.len()
+    })
+    .await;
+    eventually("healthy published", Duration::from_secs(10), || async {
+        status.latest().is_some_and(|s| s.healthy)
+    })
+    .await;
+    assert_eq!(world.dead_letter_len().await, 0);
+    assert_eq!(
+        metric(&service.metrics().await, "sidechain_gorse_unauthorized"),
+        Some(0.0)
+    );
+    shutdown.cancel();
+    service.stop().await;
+}

@@ -42,10 +42,21 @@ pub enum GorseError {
     /// later (dead-letter list, fallback).
     #[error("Gorse unavailable: {0}")]
     Unavailable(String),
-    /// Gorse refused the request (a 4xx other than 429). Retrying will not help.
+    /// Gorse refused the request (a 4xx other than 401, 403, 408 and 429). Retrying will not
+    /// help.
     #[error("Gorse rejected the request with {status}: {body}")]
     Rejected {
         /// HTTP status.
+        status: u16,
+        /// Gorse's (plain text) explanation, truncated.
+        body: String,
+    },
+    /// Gorse refused our API key (401/403): a configuration error. The request is fine and will
+    /// succeed once `GORSE_API_KEY` matches Gorse's, so it is retryable, never poison. Gorse's
+    /// health endpoints skip the key (server/rest.go `AuthFilter`), so readiness stays green.
+    #[error("Gorse refused the API key with {status}: {body}")]
+    Unauthorized {
+        /// HTTP status (401 or 403).
         status: u16,
         /// Gorse's (plain text) explanation, truncated.
         body: String,
@@ -65,6 +76,7 @@ impl GorseError {
         match self {
             GorseError::Unavailable(_) => "unavailable",
             GorseError::Rejected { .. } => "rejected",
+            GorseError::Unauthorized { .. } => "unauthorized",
             GorseError::CircuitOpen => "circuit_open",
         }
     }
@@ -116,7 +128,7 @@ impl GorseClient {
         let circuit = Gauge::default();
         registry.register_with_unit(
             "gorse_request_duration",
-            "Time of Gorse calls including retries, by endpoint and outcome (ok|rejected|unavailable|circuit_open)",
+            "Time of Gorse calls including retries, by endpoint and outcome (ok|rejected|unauthorized|unavailable|circuit_open)",
             Unit::Seconds,
             durations.clone(),
         );
@@ -331,6 +343,20 @@ impl GorseClient {
             .await
             .map(|_| ())
     }
+
+    /// `GET /api/latest?n=1`: the cheapest authenticated read, so a wrong API key shows up as
+    /// [`GorseError::Unauthorized`] (the readiness probe skips the key). Bypasses the breaker.
+    pub async fn authorized(&self) -> Result<(), GorseError> {
+        const ENDPOINT: &str = "/api/latest";
+        let mut url = self.url(&["api", "latest"]);
+        url.query_pairs_mut().append_pair("n", "1");
+        let request = self
+            .request(&self.reader, Method::GET, url, ENDPOINT)
+            .timeout(self.read_timeout.max(Duration::from_secs(2)));
+        self.call::<serde_json::Value>(Method::GET, ENDPOINT, request, Breaker::Bypass)
+            .await
+            .map(|_| ())
+    }
 }
 
 async fn send<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, GorseError> {
@@ -348,7 +374,12 @@ async fn send<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, GorseEr
     }
     let mut body = response.text().await.unwrap_or_default();
     body.truncate(200);
-    if status.is_client_error()
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        Err(GorseError::Unauthorized {
+            status: status.as_u16(),
+            body,
+        })
+    } else if status.is_client_error()
         && status != StatusCode::TOO_MANY_REQUESTS
         && status != StatusCode::REQUEST_TIMEOUT
     {

@@ -5,7 +5,10 @@
 //! - Writes retry transient failures (connect errors, timeouts, 429, 5xx) with exponential
 //!   backoff and jitter (`reqwest-retry`; by default `GORSE_RETRY_MAX_ATTEMPTS` = 4: the first
 //!   attempt, then retries after about 1 s, 2 s, 4 s),
-//!   waiting at least as long as a 429's `Retry-After`; other 4xx are never retried.
+//!   waiting at least as long as a 429's `Retry-After`; other 4xx are never retried. A 401/403
+//!   ([`GorseError::Unauthorized`]: `GORSE_API_KEY` does not match) is retryable later, not a
+//!   verdict on the request; `GorseClient::authorized` probes for it, since Gorse's health
+//!   routes skip the key.
 //! - Reads used while answering a user (recommendations) are not retried: the caller has a
 //!   fallback and must not wait.
 //! - A [`CircuitBreaker`] stops calling after consecutive failures and fails fast until a
@@ -24,4 +27,4 @@ mod model;
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use client::{GorseClient, GorseError};
 pub use config::GorseConfig;
-pub use model::{Feedback, Item, RowAffected, User};
+pub use model::{Feedback, Item, RowAffected, User, validate_labels};

@@ -30,7 +30,7 @@ pub struct Item {
     pub is_hidden: bool,
     /// Categories used by Gorse's category recommenders.
     pub categories: Vec<String>,
-    /// Free-form labels (Gorse 0.5 accepts any JSON).
+    /// Labels: see [`validate_labels`] for what Gorse accepts.
     pub labels: serde_json::Value,
     /// RFC 3339.
     pub timestamp: String,
@@ -44,7 +44,7 @@ pub struct Item {
 pub struct User {
     /// User id.
     pub user_id: String,
-    /// Free-form labels.
+    /// Labels: see [`validate_labels`] for what Gorse accepts.
     pub labels: serde_json::Value,
     /// Free text.
     pub comment: String,
@@ -58,9 +58,96 @@ pub struct RowAffected {
     pub row_affected: u64,
 }
 
+/// Whether Gorse accepts `labels` on an item or user (Gorse v0.5.11 storage/data/database.go
+/// `ValidateLabels`): null, a string, a number, an array of only strings or only numbers
+/// (empty allowed), or an object whose values are themselves valid labels. Booleans, arrays of
+/// anything else and mixed arrays are answered with 400 — for the whole request.
+pub fn validate_labels(labels: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
+    match labels {
+        Value::Null | Value::String(_) | Value::Number(_) => Ok(()),
+        Value::Array(values) => match values.first() {
+            None => Ok(()),
+            Some(Value::String(_)) if values.iter().all(Value::is_string) => Ok(()),
+            Some(Value::Number(_)) if values.iter().all(Value::is_number) => Ok(()),
+            Some(_) => Err(format!("unsupported labels: {labels}")),
+        },
+        Value::Object(map) => map.values().try_for_each(validate_labels),
+        Value::Bool(_) => Err("unsupported type in labels: bool".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            "[a-z]{0,4}".prop_map(Value::String),
+            (-1e6f64..1e6).prop_map(|n| json!(n)),
+        ]
+    }
+
+    fn labels() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,3}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The rules of database.go, stated independently: no boolean anywhere outside an
+    /// array; an array holds only strings or only numbers; objects nest.
+    fn gorse_accepts(value: &Value) -> bool {
+        match value {
+            Value::Bool(_) => false,
+            Value::Array(values) => {
+                values.iter().all(Value::is_string) || values.iter().all(Value::is_number)
+            }
+            Value::Object(map) => map.values().all(gorse_accepts),
+            Value::Null | Value::String(_) | Value::Number(_) => true,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn labels_are_validated_as_gorse_does(value in labels()) {
+            prop_assert_eq!(validate_labels(&value).is_ok(), gorse_accepts(&value), "{}", value);
+        }
+    }
+
+    #[test]
+    fn the_cases_of_database_go() {
+        for ok in [
+            json!(null),
+            json!("a"),
+            json!(1.5),
+            json!([]),
+            json!(["a", "b"]),
+            json!([1, 2.5]),
+            json!({"genres": ["house"], "bpm": 124, "nested": {"k": "v"}}),
+        ] {
+            assert!(validate_labels(&ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            json!(true),
+            json!([{"a": 1}]),
+            json!(["a", 1]),
+            json!([1, "a"]),
+            json!([[1]]),
+            json!([null]),
+            json!({"flag": false}),
+            json!({"x": [true]}),
+        ] {
+            assert!(validate_labels(&bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn feedback_serialises_with_gorse_field_names() {

@@ -65,8 +65,10 @@ async fn feedback_is_put_with_the_api_key_and_stored_once_however_often_it_is_se
     assert!(record.requests.iter().all(|r| r.method == "PUT"));
 }
 
+// server/rest.go (v0.5.11) `AuthFilter`: `/api/health/*` skips the key; any other route with a
+// wrong `X-API-Key` gets 401 and the plain-text body `unauthorized`.
 #[tokio::test]
-async fn a_wrong_api_key_is_a_rejection_not_retried() {
+async fn a_wrong_api_key_is_unauthorized_retryable_and_invisible_to_readiness() {
     let double = GorseDouble::start_with_api_key("other").await;
     let (client, _) = client(&double, &[]);
     let err = client
@@ -75,13 +77,26 @@ async fn a_wrong_api_key_is_a_rejection_not_retried() {
         .expect_err("401");
     assert_eq!(
         err,
-        GorseError::Rejected {
+        GorseError::Unauthorized {
             status: 401,
             body: "unauthorized".into()
         }
     );
-    assert!(!err.is_retryable());
-    assert_eq!(double.record().requests.len(), 1);
+    assert!(err.is_retryable(), "fixing the key makes it succeed");
+    assert_eq!(double.record().requests.len(), 1, "no HTTP retries on 401");
+
+    client.ready().await.expect("health skips the key");
+    assert!(matches!(
+        client.authorized().await,
+        Err(GorseError::Unauthorized { status: 401, .. })
+    ));
+
+    double.set_api_key(Some("key"));
+    client.authorized().await.expect("the key now matches");
+    client
+        .put_feedback(&[like("u", "i")])
+        .await
+        .expect("stored");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! **Gorse test double** — not Gorse. An HTTP server implementing the Gorse v0.5 REST endpoints
 //! this project uses, with Gorse's status codes and body formats: JSON bodies with Gorse's
-//! field names, `{"RowAffected": n}` for writes, plain-text errors, `X-API-Key` checked (401
-//! `unauthorized`), `/api/health/ready` 200 or 503. Gorse itself cannot run on the development
+//! field names, `{"RowAffected": n}` for writes, plain-text errors, `X-API-Key` checked except on
+//! `/api/health/*` (401 `unauthorized`, as Gorse's `AuthFilter`), `/api/health/ready` 200 or 503. Gorse itself cannot run on the development
 //! machines; the real image runs in `compose/`.
 //!
 //! It records everything it received, and can be told to fail the next N API requests with a
@@ -151,11 +151,16 @@ impl GorseDouble {
         format!("http://{}", self.addr)
     }
 
-    /// The next `n` API requests (not health checks) answer `status` with a plain-text error.
+    /// The next `n` API requests (not health checks nor the `/api/latest` key probe) answer `status` with a plain-text error.
     pub fn fail_next(&self, n: usize, status: u16) {
         lock(&self.shared.control)
             .failures
             .extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Changes the API key Gorse expects (`None`: no key, as Gorse without `api_key`).
+    pub fn set_api_key(&self, key: Option<&str>) {
+        lock(&self.shared.control).api_key = key.map(str::to_owned);
     }
 
     /// Makes `/api/health/ready` answer 503 (or 200 again).
@@ -375,10 +380,15 @@ async fn gatekeeper(State(shared): State<Arc<Shared>>, request: Request, next: N
             .map(str::to_owned),
     });
     let is_health = request.uri().path().starts_with("/api/health/");
+    // The feedback service's key probe (`GET /api/latest?n=1`) runs on a timer; injected
+    // failures are meant for the calls a test makes, so the probe never consumes them.
+    let is_key_probe = request.uri().path() == "/api/latest";
     let (latency, failure, key) = {
         let mut control = lock(&shared.control);
         let failure = if is_health {
             (control.not_ready && request.uri().path() == "/api/health/ready").then_some(503)
+        } else if is_key_probe {
+            None
         } else {
             control.failures.pop_front()
         };
@@ -398,7 +408,10 @@ async fn gatekeeper(State(shared): State<Arc<Shared>>, request: Request, next: N
         }
         return response;
     }
-    if let Some(key) = key
+    // server/rest.go `AuthFilter`: health routes skip the key; the rest answer 401 with
+    // `resp.WriteError(401, "unauthorized")`, a plain-text body.
+    if !is_health
+        && let Some(key) = key
         && request
             .headers()
             .get("x-api-key")
@@ -482,8 +495,36 @@ async fn delete_feedback(
     row_affected(usize::from(removed))
 }
 
+/// Gorse v0.5.11 storage/data/database.go `ValidateLabels`: null, strings, numbers, arrays of
+/// only strings or only numbers, objects of valid labels.
+fn validate_labels(labels: &Value) -> Result<(), String> {
+    match labels {
+        Value::Null | Value::String(_) | Value::Number(_) => Ok(()),
+        Value::Array(values) => match values.first() {
+            None => Ok(()),
+            Some(Value::String(_)) if values.iter().all(Value::is_string) => Ok(()),
+            Some(Value::Number(_)) if values.iter().all(Value::is_number) => Ok(()),
+            Some(_) => Err(format!("unsupported labels: {labels}")),
+        },
+        Value::Object(map) => map.values().try_for_each(validate_labels),
+        Value::Bool(_) => Err("unsupported type in labels: bool".to_owned()),
+    }
+}
+
+/// server/rest.go `insertItems`/`insertUsers`: one row with invalid labels fails the whole
+/// request with 400, before anything is stored.
+fn parse_labelled_rows(body: &Bytes) -> Result<Vec<Value>, String> {
+    let rows = parse_array(body)?;
+    for row in &rows {
+        if let Some(labels) = row.get("Labels") {
+            validate_labels(labels)?;
+        }
+    }
+    Ok(rows)
+}
+
 async fn insert_items(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let rows = match parse_array(&body) {
+    let rows = match parse_labelled_rows(&body) {
         Ok(rows) => rows,
         Err(why) => return text(StatusCode::BAD_REQUEST, &why),
     };
@@ -507,7 +548,7 @@ async fn delete_item(State(shared): State<Arc<Shared>>, Path(id): Path<String>) 
 }
 
 async fn insert_users(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let rows = match parse_array(&body) {
+    let rows = match parse_labelled_rows(&body) {
         Ok(rows) => rows,
         Err(why) => return text(StatusCode::BAD_REQUEST, &why),
     };

@@ -11,6 +11,8 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use sidechain_events::rpc::{GorseState, GorseStatus};
+
 use crate::state::AppState;
 
 /// Body of `GET /health`.
@@ -38,7 +40,8 @@ pub async fn health() -> Json<HealthResponse> {
 /// Body of `GET /health/gorse`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GorseHealthResponse {
-    /// `healthy`, `unhealthy`, or `unknown` (the feedback service has not reported yet).
+    /// `healthy`, `unhealthy`, `unauthorized` (Gorse is ready but refuses `GORSE_API_KEY`), or
+    /// `unknown` (the feedback service has not reported yet).
     pub status: &'static str,
     /// When the feedback service last checked.
     pub checked_at: Option<DateTime<Utc>>,
@@ -46,11 +49,20 @@ pub struct GorseHealthResponse {
     pub changed_at: Option<DateTime<Utc>>,
 }
 
+/// The `status` word for a reported Gorse status (`state` is absent from older reporters).
+fn status_label(status: &GorseStatus) -> &'static str {
+    match status.state() {
+        GorseState::Unauthorized => "unauthorized",
+        _ if status.healthy => "healthy",
+        _ => "unhealthy",
+    }
+}
+
 /// Gorse's health as last reported by the feedback service. Informational: the edge never
 /// calls Gorse, so do not use this as the edge's own probe.
 #[utoipa::path(get, path = "/health/gorse", tag = "health",
     responses((status = 200, description = "Gorse healthy", body = GorseHealthResponse),
-        (status = 503, description = "Gorse unhealthy or not reported yet", body = GorseHealthResponse)))]
+        (status = 503, description = "Gorse unhealthy, refusing the API key, or not reported yet", body = GorseHealthResponse)))]
 pub async fn gorse(State(state): State<Arc<AppState>>) -> (StatusCode, Json<GorseHealthResponse>) {
     let at = |ms: i64| Utc.timestamp_millis_opt(ms).single();
     match state.gorse.latest() {
@@ -61,11 +73,7 @@ pub async fn gorse(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Gors
                 StatusCode::SERVICE_UNAVAILABLE
             },
             Json(GorseHealthResponse {
-                status: if status.healthy {
-                    "healthy"
-                } else {
-                    "unhealthy"
-                },
+                status: status_label(&status),
                 checked_at: at(status.checked_at_ms),
                 changed_at: at(status.changed_at_ms),
             }),
@@ -103,4 +111,35 @@ pub async fn live() -> Response {
     responses((status = 200, body = ProbeResponse), (status = 503, body = ProbeResponse)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     sidechain_telemetry::admin::ready(State(state.readiness.clone())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_api_key_reads_unauthorized_and_older_reports_still_read() {
+        let status = |healthy, state: GorseState| GorseStatus {
+            healthy,
+            state: state.into(),
+            ..Default::default()
+        };
+        assert_eq!(status_label(&status(true, GorseState::Healthy)), "healthy");
+        assert_eq!(
+            status_label(&status(false, GorseState::Unhealthy)),
+            "unhealthy"
+        );
+        assert_eq!(
+            status_label(&status(false, GorseState::Unauthorized)),
+            "unauthorized"
+        );
+        assert_eq!(
+            status_label(&status(true, GorseState::Unspecified)),
+            "healthy"
+        );
+        assert_eq!(
+            status_label(&status(false, GorseState::Unspecified)),
+            "unhealthy"
+        );
+    }
 }
