@@ -16,7 +16,7 @@ use sidechain_events::rpc::{
     ErrorCode, RpcError, SessionReply, SessionRequest, SessionStatus, UserProfile,
 };
 use sidechain_infra::redis::RedisConn;
-use sidechain_infra::users::UserStore;
+use sidechain_infra::users::{UserStore, record_revokes};
 
 use crate::keys;
 use crate::metrics::CacheMetrics;
@@ -107,7 +107,7 @@ impl Sessions {
             self.metrics.session("unknown_user");
             return Ok(reply(SessionStatus::UnknownUser, None));
         };
-        if request.issued_at_ms < record.sessions_valid_after_ms {
+        if record_revokes(&record, &request.token_id, request.issued_at_ms) {
             self.metrics.session("revoked");
             return Ok(reply(SessionStatus::Revoked, None));
         }

@@ -15,7 +15,7 @@ use sidechain_events::rpc::{
 };
 use sidechain_events::{CommentId, PostId, UserId, subjects};
 use sidechain_infra::nats;
-use sidechain_infra::users::UserStore;
+use sidechain_infra::users::{UserStore, revoke_in_record};
 
 async fn session(world: &World, request: &SessionRequest) -> SessionReply {
     nats::request(
@@ -68,6 +68,7 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
             password_hash: "x".into(),
             created_at_ms: 1,
             sessions_valid_after_ms: 0,
+            revoked_tokens: Vec::new(),
         })
         .await
         .expect("registered");
@@ -118,6 +119,27 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
         .await
         .expect("exists");
     assert!(!cached, "logout deletes the cached session");
+
+    // The edge also writes the revocation into the account; that copy survives a wipe.
+    UserStore::new(world.js.clone(), 1)
+        .modify(user, |record| {
+            revoke_in_record(
+                record,
+                &request.token_id,
+                request.expires_at_ms,
+                sidechain_events::now_ms(),
+            );
+        })
+        .await
+        .expect("modified");
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut world.redis().await)
+        .await
+        .expect("flush");
+    assert_eq!(
+        session(&world, &request).await.status,
+        SessionStatus::Revoked as i32
+    );
     service.stop().await;
 }
 
@@ -145,6 +167,7 @@ async fn ending_every_session_revokes_older_tokens_even_after_a_redis_wipe() {
             password_hash: "x".into(),
             created_at_ms: 1,
             sessions_valid_after_ms: 0,
+            revoked_tokens: Vec::new(),
         })
         .await
         .expect("registered");

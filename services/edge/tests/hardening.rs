@@ -606,3 +606,40 @@ async fn a_password_change_needs_the_current_password_and_ends_other_sessions() 
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_signed_out_token_stays_dead_when_redis_loses_everything() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let user = edge.register("wiped").await;
+    let out = call(
+        &edge,
+        Method::POST,
+        "/api/v1/auth/logout",
+        Some(&user.token),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK);
+    let mut redis = redis::Client::open(backends.redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut redis)
+        .await
+        .expect("flush");
+    // A fresh edge remembers nothing; Redis remembers nothing; the account does.
+    let fresh_edge = Edge::start(backends.source()).await;
+    let me = call(
+        &fresh_edge,
+        Method::GET,
+        "/api/v1/auth/me",
+        Some(&user.token),
+        None,
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me.body["error"], "token_revoked");
+}

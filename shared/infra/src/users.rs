@@ -17,7 +17,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 use sidechain_events::UserId;
-use sidechain_events::rpc::UserRecord;
+use sidechain_events::rpc::{RevokedToken, UserRecord};
 use sidechain_events::subjects::USERS_BUCKET;
 
 /// A claim older than this whose user record never appeared belongs to a crashed registration.
@@ -261,6 +261,34 @@ impl UserStore {
     }
 }
 
+/// Most single-token revocations an account keeps; past it the soonest-expiring are dropped
+/// (each token lives at most `JWT_TTL`, so this takes many sign-outs within one day).
+pub const MAX_REVOKED_TOKENS: usize = 1_000;
+
+/// Whether the account says the token is dead: issued before its sessions ended, or signed
+/// out by itself. This is the durable answer, which survives the loss of every cache.
+pub fn record_revokes(record: &UserRecord, token_id: &str, issued_at_ms: i64) -> bool {
+    issued_at_ms < record.sessions_valid_after_ms
+        || record.revoked_tokens.iter().any(|t| t.token_id == token_id)
+}
+
+/// Adds a signed-out token to the account, dropping entries that expired by `now_ms`.
+pub fn revoke_in_record(record: &mut UserRecord, token_id: &str, expires_at_ms: i64, now_ms: i64) {
+    record
+        .revoked_tokens
+        .retain(|t| t.expires_at_ms > now_ms && t.token_id != token_id);
+    record.revoked_tokens.push(RevokedToken {
+        token_id: token_id.to_owned(),
+        expires_at_ms,
+    });
+    if record.revoked_tokens.len() > MAX_REVOKED_TOKENS {
+        record
+            .revoked_tokens
+            .sort_by_key(|t| std::cmp::Reverse(t.expires_at_ms));
+        record.revoked_tokens.truncate(MAX_REVOKED_TOKENS);
+    }
+}
+
 /// Compare-and-set rounds of [`UserStore::modify`] before it gives up.
 const MODIFY_ATTEMPTS: usize = 8;
 
@@ -278,6 +306,26 @@ fn is_valid_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_account_remembers_signed_out_tokens_until_they_expire() {
+        let mut record = UserRecord::default();
+        revoke_in_record(&mut record, "old", 1_000, 0);
+        revoke_in_record(&mut record, "live", 5_000, 0);
+        assert!(record_revokes(&record, "old", 10));
+        assert!(!record_revokes(&record, "other", 10));
+        // A later change prunes what expired.
+        revoke_in_record(&mut record, "new", 9_000, 2_000);
+        let ids: Vec<&str> = record
+            .revoked_tokens
+            .iter()
+            .map(|t| t.token_id.as_str())
+            .collect();
+        assert_eq!(ids, ["live", "new"]);
+        record.sessions_valid_after_ms = 500;
+        assert!(record_revokes(&record, "anything", 499));
+        assert!(!record_revokes(&record, "anything", 500));
+    }
 
     #[test]
     fn emails_are_one_address_whatever_their_unicode_form_or_case() {

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::jwt::VerifiedToken;
 use crate::cache_client::CacheClient;
-use sidechain_infra::users::UserStore;
+use sidechain_infra::users::{UserStore, record_revokes};
 
 /// How long a session checked only locally (cache service unreachable) is trusted.
 pub const LOCAL_FALLBACK_TTL: Duration = Duration::from_secs(30);
@@ -267,7 +267,9 @@ impl Sessions {
             }
         }
         match self.users.by_id(token.user_id).await {
-            Ok(Some(user)) if user.sessions_valid_after_ms > token.issued_at.timestamp_millis() => {
+            Ok(Some(user))
+                if record_revokes(&user, &token.token_id, token.issued_at.timestamp_millis()) =>
+            {
                 self.count("local_fallback", "revoked");
                 Err(SessionError::Revoked)
             }

@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use sidechain_events::UserId;
 use sidechain_events::events::{Logout, SessionsEnded, UserRegistered, event::Payload};
 use sidechain_events::rpc::UserRecord;
-use sidechain_infra::users::normalize_email;
+use sidechain_infra::users::{normalize_email, revoke_in_record};
 
 use utoipa::ToSchema;
 
@@ -143,6 +143,7 @@ pub async fn register(
         password_hash,
         created_at_ms: sidechain_events::now_ms(),
         sessions_valid_after_ms: 0,
+        revoked_tokens: Vec::new(),
     };
     state.users.register(&record).await?;
     let event = Payload::UserRegistered(UserRegistered {
@@ -313,8 +314,9 @@ pub async fn logout(
     Ok(Json(ActionResponse::new(recorded, user.session.user_id)))
 }
 
-/// Ends the token `user` called with: stores its `logout` event, then drops it from every
-/// edge's session cache.
+/// Ends the token `user` called with: stores its `logout` event, writes the revocation into the
+/// account (the durable copy, which survives a Redis wipe), then drops it from every edge's
+/// session cache.
 async fn end_token(
     state: &AppState,
     user: &AuthUser,
@@ -328,6 +330,16 @@ async fn end_token(
     // Keyed per token: one logout with a reused key must not swallow another token's.
     let key = key.for_target(&user.token.token_id);
     let recorded = state.record(&user.session, &key, payload).await?;
+    let (token_id, expires_at_ms) = (
+        user.token.token_id.as_str(),
+        user.token.expires_at.timestamp_millis(),
+    );
+    state
+        .users
+        .modify(user.session.user_id, |record| {
+            revoke_in_record(record, token_id, expires_at_ms, sidechain_events::now_ms());
+        })
+        .await?;
     state.sessions.revoke(&user.token).await;
     Ok(recorded)
 }
