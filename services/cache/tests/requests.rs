@@ -59,19 +59,7 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
         SessionStatus::UnknownUser as i32
     );
 
-    UserStore::new(world.js.clone(), 1)
-        .register(&UserRecord {
-            id: user.to_string(),
-            username: "dana".into(),
-            email: "dana@example.com".into(),
-            display_name: "Dana".into(),
-            password_hash: "x".into(),
-            created_at_ms: 1,
-            sessions_valid_after_ms: 0,
-            revoked_tokens: Vec::new(),
-        })
-        .await
-        .expect("registered");
+    register(&world, user, "dana").await;
     let active = session(&world, &request).await;
     assert_eq!(active.status, SessionStatus::Active as i32);
     assert_eq!(active.user.expect("profile").username, "dana");
@@ -158,19 +146,7 @@ async fn ending_every_session_revokes_older_tokens_even_after_a_redis_wipe() {
     };
     let (old, new) = (token("o", now - 60_000), token("n", now + 1_000));
     let users = UserStore::new(world.js.clone(), 1);
-    users
-        .register(&UserRecord {
-            id: user.to_string(),
-            username: "erin".into(),
-            email: "erin@example.com".into(),
-            display_name: "Erin".into(),
-            password_hash: "x".into(),
-            created_at_ms: 1,
-            sessions_valid_after_ms: 0,
-            revoked_tokens: Vec::new(),
-        })
-        .await
-        .expect("registered");
+    register(&world, user, "erin").await;
     // Cached as active first, so the check must look past jwt_cache.
     assert_eq!(
         session(&world, &old).await.status,
@@ -324,4 +300,20 @@ async fn comments_are_listed_oldest_first_and_found_by_id() {
         3
     );
     service.stop().await;
+}
+
+/// Stores an account for `user` in the `users` bucket, as the edge does at registration.
+async fn register(world: &World, user: UserId, username: &str) {
+    UserStore::new(world.js.clone(), 1)
+        .register(&UserRecord {
+            id: user.to_string(),
+            username: username.into(),
+            email: format!("{username}@example.com"),
+            display_name: username.into(),
+            password_hash: "x".into(),
+            created_at_ms: 1,
+            ..UserRecord::default()
+        })
+        .await
+        .expect("registered");
 }

@@ -139,13 +139,7 @@ impl DeadLetters {
 
     /// Appends an entry.
     pub async fn push(&self, entry: &DeadLetter) -> redis::RedisResult<()> {
-        let json = serde_json::to_string(entry).map_err(|e| {
-            redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "cannot encode entry",
-                e.to_string(),
-            ))
-        })?;
+        let json = encode(entry)?;
         let mut redis = self.redis.clone();
         let _: u64 = redis.rpush(LIST, json).await?;
         self.backlog.store(true, Ordering::Relaxed);
@@ -156,13 +150,7 @@ impl DeadLetters {
     /// Parks an entry at once: operations Gorse refused on their own (a 4xx other than
     /// 401/403), which retrying would not change.
     pub async fn park_refused(&self, entry: &DeadLetter) -> redis::RedisResult<()> {
-        let json = serde_json::to_string(entry).map_err(|e| {
-            redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "cannot encode entry",
-                e.to_string(),
-            ))
-        })?;
+        let json = encode(entry)?;
         let mut redis = self.redis.clone();
         let _: u64 = redis.rpush(PARKED, json).await?;
         self.metrics.parked();
@@ -321,6 +309,17 @@ impl DeadLetters {
         self.metrics.parked();
         Ok(())
     }
+}
+
+/// An entry as stored in the lists (JSON).
+fn encode(entry: &DeadLetter) -> redis::RedisResult<String> {
+    serde_json::to_string(entry).map_err(|e| {
+        redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "cannot encode entry",
+            e.to_string(),
+        ))
+    })
 }
 
 #[cfg(test)]
