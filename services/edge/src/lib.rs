@@ -102,6 +102,7 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
     let observe = Arc::new(Observe {
         metrics: HttpMetrics::register(&mut registry),
         timeout: config.request_timeout,
+        trace_ratio: config.service.telemetry.otel_traces_sampler_arg,
     });
 
     let admin = AdminServer::start(&config.service, registry, readiness).await?;

@@ -30,8 +30,9 @@ pub struct TelemetryConfig {
     /// `OTEL_SERVICE_NAME`: the service name in traces; defaults to the service's own name.
     #[serde(default)]
     pub otel_service_name: Option<String>,
-    /// `OTEL_TRACES_SAMPLER_ARG`: fraction of new traces sampled (0.0–1.0). Traces started
-    /// elsewhere follow the caller's decision.
+    /// `OTEL_TRACES_SAMPLER_ARG`: fraction of traces sampled (0.0–1.0). The edge decides for
+    /// every client request, even one that sends a `traceparent` (it keeps the trace id, not the
+    /// caller's sampling flag); services behind it follow the edge's decision.
     #[serde(default = "default_sample_ratio")]
     pub otel_traces_sampler_arg: f64,
 }

@@ -77,6 +77,33 @@ pub fn extract_http(headers: &http::HeaderMap) -> opentelemetry::Context {
     TraceContextPropagator::new().extract(&HttpHeaders(headers))
 }
 
+/// The remote parent described by the headers of a request from outside (a client), with the
+/// sampling decision taken here: the trace id is kept, so the caller's trace continues, but
+/// whether it is recorded is drawn at `ratio` (`OTEL_TRACES_SAMPLER_ARG`) whatever the
+/// caller's `sampled` flag says. An outsider can then neither force every request to be traced
+/// (a cost) nor hide one from tracing. The draw is random, not derived from the trace id,
+/// which the caller chooses. Services behind follow this decision through the message headers.
+pub fn extract_http_from_outside(headers: &http::HeaderMap, ratio: f64) -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, TraceFlags};
+    let context = extract_http(headers);
+    let remote = context.span().span_context().clone();
+    if !remote.is_valid() {
+        return context;
+    }
+    let flags = if rand::random::<f64>() < ratio {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        remote.trace_id(),
+        remote.span_id(),
+        flags,
+        true,
+        remote.trace_state().clone(),
+    ))
+}
+
 /// Writes the current span's context into outgoing HTTP request headers.
 pub fn inject_http(headers: &mut http::HeaderMap) {
     let context = tracing::Span::current().context();
@@ -145,6 +172,44 @@ impl Injector for NatsHeadersMut<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outside_caller_keeps_its_trace_id_but_not_its_sampling_decision() {
+        use opentelemetry::trace::TraceContextExt as _;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        );
+        let never = extract_http_from_outside(&headers, 0.0);
+        let span = never.span();
+        let context = span.span_context();
+        assert_eq!(
+            context.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert!(
+            !context.is_sampled(),
+            "the caller asked, but the ratio is 0"
+        );
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            ),
+        );
+        assert!(
+            extract_http_from_outside(&headers, 1.0)
+                .span()
+                .span_context()
+                .is_sampled()
+        );
+        // No traceparent: nothing to continue.
+        let empty = extract_http_from_outside(&http::HeaderMap::new(), 1.0);
+        assert!(!empty.span().span_context().is_valid());
+    }
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

@@ -108,6 +108,9 @@ pub struct Observe {
     pub metrics: HttpMetrics,
     /// Requests running longer get 503.
     pub timeout: Duration,
+    /// Fraction of requests traced (`OTEL_TRACES_SAMPLER_ARG`), decided here whatever the
+    /// caller's `traceparent` asks.
+    pub trace_ratio: f64,
 }
 
 /// The layer itself (`axum::middleware::from_fn_with_state`).
@@ -139,7 +142,10 @@ pub async fn observe(
     );
     sidechain_telemetry::propagation::continue_trace(
         &span,
-        sidechain_telemetry::propagation::extract_http(request.headers()),
+        sidechain_telemetry::propagation::extract_http_from_outside(
+            request.headers(),
+            observe.trace_ratio,
+        ),
     );
 
     observe.metrics.in_flight.inc();
