@@ -335,15 +335,9 @@ async fn futures_statuses(edge: &Edge, n: usize) -> Vec<StatusCode> {
     let mut statuses = Vec::new();
     for i in 0..n {
         statuses.push(
-            call(
-                &edge,
-                Method::GET,
-                &format!("/api/v1/probe-{i}"),
-                None,
-                None,
-            )
-            .await
-            .status,
+            call(edge, Method::GET, &format!("/api/v1/probe-{i}"), None, None)
+                .await
+                .status,
         );
     }
     statuses
