@@ -126,6 +126,7 @@ async fn slow_clients_neither_starve_health_nor_keep_their_connections() {
         .await
         .expect("live answers");
     let took = asked.elapsed();
+    tracing::info!(?took, "/health/live answered during the flood");
     assert_eq!(live.status(), reqwest::StatusCode::OK);
     assert!(
         took < Duration::from_millis(100),
@@ -220,6 +221,59 @@ async fn one_address_gets_its_cap_of_connections_and_no_more() {
         assert!(Instant::now() < deadline, "the slot never came back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_global_cap_connections_are_closed_at_accept() {
+    let backends = Backends::start();
+    let edge = Edge::start(
+        backends
+            .source()
+            .with("HTTP_MAX_CONNECTIONS", "2")
+            .with("HTTP_MAX_CONNECTIONS_PER_IP", "2"),
+    )
+    .await;
+    let api = api_addr(&edge);
+    let mut two = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(api).await.expect("connect");
+        assert_eq!(get(&mut stream, "/health/live").await, 200);
+        two.push(stream);
+    }
+    let mut third = TcpStream::connect(api).await.expect("the kernel accepts");
+    let _ = third
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: edge\r\n\r\n")
+        .await;
+    assert!(
+        closed_by_server(&mut third, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the third connection was served"
+    );
+    // The admin port has its own budget.
+    let live = edge
+        .admin_http
+        .get(format!("{}/health/live", edge.admin))
+        .send()
+        .await
+        .expect("live answers");
+    assert_eq!(live.status(), reqwest::StatusCode::OK);
+    let metrics = edge.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "sidechain_http_connections_rejected_total{listener=\"api\",reason=\"max_connections\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "sidechain_http_connections_open{listener=\"api\"}"
+        ),
+        Some(2.0)
+    );
     edge.stop().await;
 }
 
