@@ -318,3 +318,38 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     );
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_lets_a_request_in_flight_finish() {
+    let backends = Backends::start();
+    let mut edge = Edge::start(backends.source()).await;
+    let api = api_addr(&edge);
+
+    // A sign-in whose body is still arriving: the handler is waiting for it.
+    let body = br#"{"username":"nobody_here","password":"not the password"}"#;
+    let mut stream = TcpStream::connect(api).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(&body[..10]).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    edge.shutdown.cancel();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(api).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after shutdown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    stream.write_all(&body[10..]).await.expect("write the rest");
+    let mut answer = [0_u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut answer))
+        .await
+        .expect("answered in time")
+        .expect("the request in flight is answered");
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
+    let running = edge.running.take().expect("running");
+    running.wait().await.expect("clean stop");
+}
