@@ -312,7 +312,7 @@ mod tests {
             config.connections.timeouts.header_read,
             Duration::from_secs(5)
         );
-        assert_eq!(config.connections.timeouts.idle, Duration::from_secs(60));
+        assert_eq!(config.connections.timeouts.idle, Duration::from_secs(75));
         assert_eq!(config.connections.max_connections, 10_000);
         assert_eq!(config.connections.max_connections_per_ip, 256);
     }

@@ -32,7 +32,7 @@ pub struct ServiceConfig {
     pub metrics_enabled: bool,
     /// `SHUTDOWN_TIMEOUT`: cap on draining in-flight work after SIGTERM.
     pub shutdown_timeout: Duration,
-    /// `HTTP_HEADER_READ_TIMEOUT` (default 5 s) and `HTTP_IDLE_TIMEOUT` (default 60 s), applied
+    /// `HTTP_HEADER_READ_TIMEOUT` (default 5 s) and `HTTP_IDLE_TIMEOUT` (default 75 s), applied
     /// to every HTTP listener of the service (the admin port, the edge's API).
     pub http_timeouts: HttpTimeouts,
 }
@@ -67,7 +67,7 @@ fn default_header_read_timeout() -> Duration {
 }
 
 fn default_idle_timeout() -> Duration {
-    Duration::from_secs(60)
+    Duration::from_secs(75)
 }
 
 fn all_interfaces() -> IpAddr {
