@@ -14,7 +14,7 @@
 //! hyper's own `header_read_timeout` starts when the connection is ready for the next request,
 //! so it measures idle time and header time together; it is set to `idle_timeout` here (that
 //! is the idle close) and the header deadline proper is kept by a watchdog per connection that
-//! sees the first byte of a request arrive (the [`Watched`] stream) and the request reach the
+//! sees the first byte of a request arrive (the `Watched` stream) and the request reach the
 //! router (the service). Shutdown is axum's: stop accepting, let in-flight requests finish,
 //! close idle connections ([`GracefulShutdown`]); the caller caps how long that may take.
 
