@@ -6,6 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 use sidechain_config::{ConfigError, Source};
+use sidechain_infra::http_server::ConnectionLimits;
 use sidechain_infra::service::ServiceConfig;
 
 use crate::auth::jwt::TokenSettings;
@@ -36,6 +37,9 @@ pub struct EdgeConfig {
     /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`) whose pages
     /// may call the API from a browser; none by default.
     pub cors_allowed_origins: Vec<String>,
+    /// `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_CONNECTIONS_PER_IP` and the service's HTTP timeouts:
+    /// how many connections the API keeps open, and for how long.
+    pub connections: ConnectionLimits,
 }
 
 /// Token settings.
@@ -103,6 +107,10 @@ struct Raw {
     cache_request_timeout: Duration,
     #[serde(default)]
     cors_allowed_origins: String,
+    #[serde(default = "default_max_connections")]
+    http_max_connections: usize,
+    #[serde(default = "default_max_connections_per_ip")]
+    http_max_connections_per_ip: usize,
 }
 
 fn default_port() -> u16 {
@@ -149,6 +157,12 @@ fn default_request_timeout() -> Duration {
 }
 fn default_cache_timeout() -> Duration {
     Duration::from_secs(2)
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_connections_per_ip() -> usize {
+    256
 }
 
 /// Minimum HMAC key length: 256 bits, the HS256 output size (RFC 7518 §3.2).
@@ -215,6 +229,28 @@ impl EdgeConfig {
                 "must be at least 1024",
             ));
         }
+        if raw.http_max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "HTTP_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        if raw.http_max_connections_per_ip == 0
+            || raw.http_max_connections_per_ip > raw.http_max_connections
+        {
+            return Err(ConfigError::invalid(
+                "HTTP_MAX_CONNECTIONS_PER_IP",
+                format!(
+                    "must be at least 1 and at most HTTP_MAX_CONNECTIONS ({})",
+                    raw.http_max_connections
+                ),
+            ));
+        }
+        let connections = ConnectionLimits {
+            timeouts: service.http_timeouts,
+            max_connections: raw.http_max_connections,
+            max_connections_per_ip: raw.http_max_connections_per_ip,
+        };
         let rate_limits = RateLimits {
             default: Quota::parse(&raw.rate_limit_default)
                 .map_err(|e| ConfigError::invalid("RATE_LIMIT_DEFAULT", e))?,
@@ -278,6 +314,7 @@ impl EdgeConfig {
             request_timeout: raw.request_timeout,
             cache_request_timeout: raw.cache_request_timeout,
             cors_allowed_origins,
+            connections,
         })
     }
 
@@ -326,6 +363,36 @@ mod tests {
         );
         assert_eq!(config.auth.tokens.issuer, "sidechain");
         assert!(config.trusted_proxies.is_empty());
+        assert_eq!(
+            config.connections.timeouts.header_read,
+            Duration::from_secs(5)
+        );
+        assert_eq!(config.connections.timeouts.idle, Duration::from_secs(75));
+        assert_eq!(config.connections.max_connections, 10_000);
+        assert_eq!(config.connections.max_connections_per_ip, 256);
+    }
+
+    #[test]
+    fn connection_limits_are_read() {
+        let source = Source::default()
+            .with("JWT_SECRET", SECRET)
+            .with("HTTP_HEADER_READ_TIMEOUT", "2s")
+            .with("HTTP_IDLE_TIMEOUT", "500ms")
+            .with("HTTP_MAX_CONNECTIONS", "100")
+            .with("HTTP_MAX_CONNECTIONS_PER_IP", "5");
+        let config = EdgeConfig::from_source(&source).expect("loads");
+        assert_eq!(
+            config.connections.timeouts.header_read,
+            Duration::from_secs(2)
+        );
+        assert_eq!(config.connections.timeouts.idle, Duration::from_millis(500));
+        assert_eq!(config.connections.max_connections, 100);
+        assert_eq!(config.connections.max_connections_per_ip, 5);
+        assert_eq!(
+            config.service.admin_connection_limits().timeouts,
+            config.connections.timeouts,
+            "the admin port has the same timeouts"
+        );
     }
 
     #[test]
@@ -354,6 +421,15 @@ mod tests {
             ("SESSION_MAX_LIFETIME", "1h"),
             ("CORS_ALLOWED_ORIGINS", "https://app.example.com/path"),
             ("CORS_ALLOWED_ORIGINS", "ftp://files.example.com"),
+            ("HTTP_HEADER_READ_TIMEOUT", "soon"),
+            ("HTTP_HEADER_READ_TIMEOUT", "0s"),
+            ("HTTP_IDLE_TIMEOUT", "forever"),
+            ("HTTP_IDLE_TIMEOUT", "0"),
+            ("HTTP_MAX_CONNECTIONS", "lots"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS_PER_IP", "-1"),
+            ("HTTP_MAX_CONNECTIONS_PER_IP", "0"),
+            ("HTTP_MAX_CONNECTIONS_PER_IP", "20000"),
         ] {
             let source = Source::default()
                 .with("JWT_SECRET", SECRET)

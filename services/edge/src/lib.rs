@@ -16,11 +16,11 @@ pub mod page;
 pub mod rate_limit;
 pub mod state;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use sidechain_infra::http_server;
 use sidechain_infra::service::{AdminServer, Foundation, Running, Stopping};
 use sidechain_infra::status::GorseStatusView;
 use sidechain_infra::users::UserStore;
@@ -123,18 +123,17 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
 
     let app = http::router(state, observe, &config.cors_allowed_origins);
     let drain_cap = config.service.shutdown_timeout;
+    let api_connections = admin.connection_metrics.listener("api");
+    let limits = config.connections;
     let intake = async move {
-        let server = axum::serve(
-            api_listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server =
+            http_server::serve(api_listener, app, limits, api_connections, shutdown.clone());
         let capped = async {
             shutdown.cancelled().await;
             tokio::time::sleep(drain_cap).await;
         };
         tokio::select! {
-            served = server => served.context("serving the API")?,
+            () = server => {}
             () = capped => tracing::warn!(cap_seconds = drain_cap.as_secs(), "drain cap reached; dropping open requests"),
         }
         Ok(())

@@ -1,5 +1,6 @@
 //! Connections and plumbing every service needs, in one place:
 //!
+//! - [`http_server`]: serving HTTP with connection caps and header/idle timeouts.
 //! - [`nats`]: connect with reconnects (a service started before NATS waits for it), the
 //!   `EVENTS` stream and KV buckets created or updated idempotently, and event publishing with
 //!   `Nats-Msg-Id` deduplication and trace context.
@@ -11,6 +12,7 @@
 //! - [`status`]: Gorse health as published by the feedback service, followed from KV.
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, and the bounded drain.
 
+pub mod http_server;
 pub mod nats;
 pub mod redis;
 pub mod retry;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use sidechain_config::{ConfigError, Source};
 use sidechain_telemetry::TelemetryConfig;
 
+use crate::http_server::{ConnectionLimits, ConnectionMetrics, HttpTimeouts};
 use crate::nats::{NatsConfig, StreamConfig};
 use crate::redis::RedisConfig;
 
@@ -31,7 +32,13 @@ pub struct ServiceConfig {
     pub metrics_enabled: bool,
     /// `SHUTDOWN_TIMEOUT`: cap on draining in-flight work after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `HTTP_HEADER_READ_TIMEOUT` (default 5 s) and `HTTP_IDLE_TIMEOUT` (default 75 s), applied
+    /// to every HTTP listener of the service (the admin port, the edge's API).
+    pub http_timeouts: HttpTimeouts,
 }
+
+/// Connections the admin port keeps open at once.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 #[derive(Debug, Deserialize)]
 struct Listen {
@@ -46,6 +53,21 @@ struct Listen {
         with = "sidechain_config::duration"
     )]
     shutdown_timeout: Duration,
+    #[serde(
+        default = "default_header_read_timeout",
+        with = "sidechain_config::duration"
+    )]
+    http_header_read_timeout: Duration,
+    #[serde(default = "default_idle_timeout", with = "sidechain_config::duration")]
+    http_idle_timeout: Duration,
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(75)
 }
 
 fn all_interfaces() -> IpAddr {
@@ -64,6 +86,14 @@ impl ServiceConfig {
     /// Reads the shared settings; `default_metrics_port` is the service's documented port.
     pub fn from_source(source: &Source, default_metrics_port: u16) -> Result<Self, ConfigError> {
         let listen: Listen = sidechain_config::load(source)?;
+        for (var, value) in [
+            ("HTTP_HEADER_READ_TIMEOUT", listen.http_header_read_timeout),
+            ("HTTP_IDLE_TIMEOUT", listen.http_idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(var, "must be more than 0"));
+            }
+        }
         Ok(Self {
             telemetry: TelemetryConfig::from_source(source)?,
             nats: NatsConfig::from_source(source)?,
@@ -73,7 +103,22 @@ impl ServiceConfig {
             metrics_port: listen.metrics_port.unwrap_or(default_metrics_port),
             metrics_enabled: listen.metrics_enabled,
             shutdown_timeout: listen.shutdown_timeout,
+            http_timeouts: HttpTimeouts {
+                header_read: listen.http_header_read_timeout,
+                idle: listen.http_idle_timeout,
+            },
         })
+    }
+
+    /// The admin port's connection budget: small and its own, so that a flood on another
+    /// listener cannot keep `/health/live` from answering. Probes and scrapers come from a few
+    /// addresses (the kubelet from the node's), so there is no separate per-address cap.
+    pub fn admin_connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            timeouts: self.http_timeouts,
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            max_connections_per_ip: ADMIN_MAX_CONNECTIONS,
+        }
     }
 
     /// Where the admin server listens.
@@ -378,8 +423,11 @@ impl Stopping {
 pub struct AdminServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The connection metrics of the service's listeners, registered with its metrics; other
+    /// listeners (the edge's API) take theirs from here.
+    pub connection_metrics: ConnectionMetrics,
     stop: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl AdminServer {
@@ -387,10 +435,11 @@ impl AdminServer {
     /// `METRICS_ENABLED=false`) until [`AdminServer::stop`].
     pub async fn start(
         config: &ServiceConfig,
-        registry: prometheus_client::registry::Registry,
+        mut registry: prometheus_client::registry::Registry,
         readiness: sidechain_telemetry::admin::Readiness,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        let connection_metrics = ConnectionMetrics::register(&mut registry);
         let addr = config.metrics_addr();
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -402,18 +451,25 @@ impl AdminServer {
         } else {
             sidechain_telemetry::admin::health_routes(readiness)
         };
-        let task = tokio::spawn(sidechain_telemetry::admin::serve(
+        let task = tokio::spawn(crate::http_server::serve(
             listener,
             router,
+            config.admin_connection_limits(),
+            connection_metrics.listener("admin"),
             stop.clone(),
         ));
-        Ok(Self { addr, stop, task })
+        Ok(Self {
+            addr,
+            connection_metrics,
+            stop,
+            task,
+        })
     }
 
     /// Stops serving.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
-        self.task.await??;
+        self.task.await?;
         Ok(())
     }
 }

@@ -137,17 +137,6 @@ pub fn router(registry: Arc<Registry>, readiness: Readiness) -> Router {
     health_routes(readiness).merge(metrics_route)
 }
 
-/// Serves `router` on `listener` until `stop` is cancelled.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-}
-
 /// `GET /health/live`: the process is up.
 pub async fn live() -> Response {
     axum::Json(serde_json::json!({ "status": "live" })).into_response()
