@@ -63,13 +63,32 @@ impl GorseRecord {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Control {
     failures: VecDeque<u16>,
+    /// Gorse `[server] auto_insert_user` / `auto_insert_item` (config/config.go, both `true` by
+    /// default).
+    auto_insert_user: bool,
+    auto_insert_item: bool,
     not_ready: bool,
     latency: Duration,
     api_key: Option<String>,
     recommendations: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        // config/config.go (v0.5.11) `GetDefaultConfig`: `AutoInsertUser: true, AutoInsertItem: true`.
+        Self {
+            failures: VecDeque::new(),
+            auto_insert_user: true,
+            auto_insert_item: true,
+            not_ready: false,
+            latency: Duration::ZERO,
+            api_key: None,
+            recommendations: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +180,15 @@ impl GorseDouble {
     /// Changes the API key Gorse expects (`None`: no key, as Gorse without `api_key`).
     pub fn set_api_key(&self, key: Option<&str>) {
         lock(&self.shared.control).api_key = key.map(str::to_owned);
+    }
+
+    /// Gorse's `[server] auto_insert_user` and `auto_insert_item`: with `false`, feedback on a
+    /// user or item the double does not have is dropped while the reply still counts it, as
+    /// Gorse does (storage/data/sql.go `BatchInsertFeedback`).
+    pub fn set_auto_insert(&self, users: bool, items: bool) {
+        let mut control = lock(&self.shared.control);
+        control.auto_insert_user = users;
+        control.auto_insert_item = items;
     }
 
     /// Makes `/api/health/ready` answer 503 (or 200 again).
@@ -350,7 +378,7 @@ fn api_routes() -> Router<Arc<Shared>> {
             delete(delete_feedback),
         )
         .route("/api/items", post(insert_items))
-        .route("/api/item/{id}", delete(delete_item))
+        .route("/api/item/{id}", get(get_item).delete(delete_item))
         .route("/api/users", post(insert_users))
         .route("/api/recommend/{user}", get(recommend))
         .route("/api/latest", get(latest))
@@ -457,9 +485,36 @@ fn write_feedback(shared: &Shared, body: &Bytes, add_up: bool) -> Response {
         );
     };
     let count = rows.len();
+    let (insert_user, insert_item) = {
+        let control = lock(&shared.control);
+        (control.auto_insert_user, control.auto_insert_item)
+    };
     let mut record = lock(&shared.record);
     for (key, row) in keys.into_iter().zip(rows) {
         record.feedback_received.push(row.clone());
+        let (_, user, item) = &key;
+        // storage/data/sql.go (v0.5.11) `BatchInsertFeedback`, lines 1549-1625: with
+        // `insertUser`/`insertItem` the missing rows are created (`ON CONFLICT DO NOTHING`, no
+        // labels or categories, not hidden); without, feedback on a user or item the data
+        // store lacks is skipped (`users.Contains(f.UserId) && items.Contains(f.ItemId)`),
+        // while server/rest.go `insertFeedback` still answers `RowAffected: len(feedback)`.
+        if !record.users.contains_key(user) {
+            if !insert_user {
+                continue;
+            }
+            record
+                .users
+                .insert(user.clone(), json!({"UserId": user, "Labels": null}));
+        }
+        if !record.items.contains_key(item) {
+            if !insert_item {
+                continue;
+            }
+            record.items.insert(
+                item.clone(),
+                json!({"ItemId": item, "IsHidden": false, "Categories": null, "Labels": null}),
+            );
+        }
         let stored = match (add_up, record.feedback.get(&key)) {
             // POST inserts, adding values up for an existing row (why retries must use PUT).
             (true, Some(existing)) => {
@@ -537,6 +592,14 @@ async fn insert_items(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
         record.items.insert(id, row);
     }
     row_affected(count)
+}
+
+/// server/rest.go `getItem`: the item, or 404 (`PageNotFound`) with the error as plain text.
+async fn get_item(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match lock(&shared.record).items.get(&id) {
+        Some(item) => axum::Json(item.clone()).into_response(),
+        None => text(StatusCode::NOT_FOUND, &format!("{id}: item not found")),
+    }
 }
 
 async fn delete_item(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {

@@ -60,3 +60,64 @@ async fn a_journaled_double_comes_back_with_its_state() {
         .expect("json");
     assert_eq!(summary["feedback"][0]["user"], "u1");
 }
+
+// storage/data/sql.go (v0.5.11) `BatchInsertFeedback` and server/rest.go `insertFeedback`:
+// without auto-insert, feedback on an unknown user or item is skipped and still counted.
+#[tokio::test]
+async fn without_auto_insert_feedback_on_unknown_rows_is_dropped_and_still_counted() {
+    let client = reqwest::Client::new();
+    // (auto_insert_user, auto_insert_item, item exists, user exists, stored)
+    let cases = [
+        (true, true, false, false, true),
+        (true, false, false, true, false),
+        (true, false, true, false, true),
+        (false, true, true, false, false),
+        (false, false, true, true, true),
+    ];
+    for (auto_user, auto_item, has_item, has_user, stored) in cases {
+        let double = GorseDouble::start().await;
+        double.set_auto_insert(auto_user, auto_item);
+        if has_item {
+            client
+                .post(format!("{}/api/items", double.url()))
+                .json(&serde_json::json!([{"ItemId": "p1", "IsHidden": false, "Categories": [], "Labels": null}]))
+                .send()
+                .await
+                .expect("item");
+        }
+        if has_user {
+            client
+                .post(format!("{}/api/users", double.url()))
+                .json(&serde_json::json!([{"UserId": "u1", "Labels": null}]))
+                .send()
+                .await
+                .expect("user");
+        }
+        let reply: serde_json::Value = client
+            .put(format!("{}/api/feedback", double.url()))
+            .json(&serde_json::json!([{"FeedbackType": "like", "UserId": "u1", "ItemId": "p1", "Value": 1.0, "Timestamp": "2026-11-25T00:00:00Z", "Comment": ""}]))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let case = (auto_user, auto_item, has_item, has_user);
+        assert_eq!(reply, serde_json::json!({"RowAffected": 1}), "{case:?}");
+        assert_eq!(
+            double.record().feedback.len(),
+            usize::from(stored),
+            "{case:?}"
+        );
+        let lookup = client
+            .get(format!("{}/api/item/p1", double.url()))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            lookup.status().is_success(),
+            has_item || (stored && auto_item),
+            "{case:?}"
+        );
+    }
+}
