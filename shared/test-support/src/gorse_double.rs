@@ -492,7 +492,7 @@ fn write_feedback(shared: &Shared, body: &Bytes, add_up: bool) -> Response {
     for (key, row) in keys.into_iter().zip(rows) {
         record.feedback_received.push(row.clone());
         let (_, user, item) = &key;
-        // storage/data/sql.go (v0.5.11) `BatchInsertFeedback`, lines 1549-1625: with
+        // storage/data/sql.go (v0.5.11) `BatchInsertFeedback`, lines 1542-1655: with
         // `insertUser`/`insertItem` the missing rows are created (`ON CONFLICT DO NOTHING`, no
         // labels or categories, not hidden); without, feedback on a user or item the data
         // store lacks is skipped (`users.Contains(f.UserId) && items.Contains(f.ItemId)`),
