@@ -6,11 +6,25 @@
 //! `insertItems`). On such a refusal the rows are split in halves and sent again, down to
 //! single rows, so every other row still lands and only the refused ones are returned (to be
 //! parked).
+//!
+//! Gorse is configured with `auto_insert_item = false` (compose/gorse/config.toml), so feedback
+//! on an item it lacks is dropped while the reply still counts it (storage/data/sql.go
+//! `BatchInsertFeedback`). Before feedback is sent, every item it points at that is neither in
+//! the batch nor known to this process is looked up (`GET /api/item/{id}`); a missing one gets a
+//! hidden placeholder ([`crate::mapping::placeholder_item`]). Only a 404 leads to a placeholder,
+//! so a real item's categories and labels are never overwritten.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use sidechain_gorse::{Feedback, GorseClient, GorseError, Item, RowAffected, User};
 use tracing::Instrument as _;
 
-use crate::mapping::GorseOp;
+use crate::mapping::{GorseOp, placeholder_item};
+
+/// Item ids remembered as present in Gorse; past this many the memory starts again (a few
+/// extra lookups, never a wrong answer that matters: a lookup only avoids a placeholder).
+const KNOWN_ITEMS_CAP: usize = 100_000;
 
 /// Operations Gorse refused (4xx other than 401/403) while the rest of the batch landed.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,12 +39,72 @@ pub struct Refused {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     gorse: GorseClient,
+    /// Items this process delivered or saw in Gorse.
+    known_items: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Delivery {
     /// Delivery through `gorse`.
     pub fn new(gorse: GorseClient) -> Self {
-        Self { gorse }
+        Self {
+            gorse,
+            known_items: Arc::default(),
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.known_items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut known = self.known();
+        for id in ids {
+            if known.len() >= KNOWN_ITEMS_CAP {
+                known.clear();
+            }
+            known.insert(id.to_owned());
+        }
+    }
+
+    /// Adds a placeholder to `items` for every item of `feedback` Gorse does not have. Feedback
+    /// on an item whose lookup Gorse refused is taken out of `feedback` and returned (it would
+    /// be dropped silently otherwise).
+    async fn ensure_items(
+        &self,
+        items: &mut Vec<Item>,
+        feedback: &mut Vec<Feedback>,
+    ) -> Result<Vec<(GorseOp, String)>, GorseError> {
+        let mut settled: HashSet<String> = items.iter().map(|i| i.item_id.clone()).collect();
+        let mut unconfirmed: HashMap<String, String> = HashMap::new();
+        for row in feedback.iter() {
+            let id = &row.item_id;
+            if settled.contains(id) || self.known().contains(id) {
+                continue;
+            }
+            settled.insert(id.clone());
+            match self.gorse.item_exists(id).await {
+                Ok(true) => self.remember([id.as_str()]),
+                Ok(false) => {
+                    tracing::info!(item = %id, "item unknown to Gorse; sending a hidden placeholder before its feedback");
+                    items.push(placeholder_item(id, &row.timestamp));
+                }
+                Err(GorseError::Rejected { body, .. }) => {
+                    unconfirmed.insert(id.clone(), body);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let mut refused = Vec::new();
+        feedback.retain(|row| match unconfirmed.get(&row.item_id) {
+            Some(why) => {
+                refused.push((GorseOp::UpsertFeedback(row.clone()), why.clone()));
+                false
+            }
+            None => true,
+        });
+        Ok(refused)
     }
 
     /// The client (for health checks and the breaker).
@@ -62,9 +136,18 @@ impl Delivery {
         for (user, why) in isolate(gorse, &users).await? {
             refused.push((GorseOp::UpsertUser(user), why));
         }
-        for (item, why) in isolate(gorse, &items).await? {
+        let unconfirmed = self.ensure_items(&mut items, &mut feedback).await?;
+        let refused_items = isolate(gorse, &items).await?;
+        self.remember(
+            items
+                .iter()
+                .map(|i| i.item_id.as_str())
+                .filter(|id| !refused_items.iter().any(|(i, _)| i.item_id == *id)),
+        );
+        for (item, why) in refused_items {
             refused.push((GorseOp::UpsertItem(item), why));
         }
+        refused.extend(unconfirmed);
         for (row, why) in isolate(gorse, &feedback).await? {
             refused.push((GorseOp::UpsertFeedback(row), why));
         }
@@ -75,7 +158,10 @@ impl Delivery {
                     user_id,
                     item_id,
                 } => gorse.delete_feedback(feedback_type, user_id, item_id).await,
-                GorseOp::DeleteItem { item_id } => gorse.delete_item(item_id).await,
+                GorseOp::DeleteItem { item_id } => {
+                    self.known().remove(item_id);
+                    gorse.delete_item(item_id).await
+                }
                 _ => continue,
             };
             match result {

@@ -101,6 +101,27 @@ pub fn user_item(user_id: &str) -> String {
     format!("user:{user_id}")
 }
 
+/// The item written before feedback on an item Gorse does not have (a post from before Gorse,
+/// an item upsert that was parked): Gorse with `auto_insert_item = false` drops such feedback.
+/// Hidden, so something we know nothing about is never recommended; the post's own upsert
+/// (replay, backfill) overwrites it with its categories and makes it visible. A follow item
+/// (`user:<id>`) is fully known from its id, so its placeholder is the real item.
+pub fn placeholder_item(item_id: &str, timestamp: &str) -> Item {
+    let is_user = item_id.starts_with("user:");
+    Item {
+        item_id: item_id.to_owned(),
+        is_hidden: true,
+        categories: if is_user {
+            vec!["user".to_owned()]
+        } else {
+            Vec::new()
+        },
+        labels: json!([]),
+        timestamp: timestamp.to_owned(),
+        comment: String::new(),
+    }
+}
+
 fn rfc3339(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -203,14 +224,10 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
                 comment: String::new(),
             }),
             // Follows are feedback on this item; hidden so it is never recommended as a post.
-            GorseOp::UpsertItem(Item {
-                item_id: user_item(&registered.user_id),
-                is_hidden: true,
-                categories: vec!["user".to_owned()],
-                labels: json!([]),
-                timestamp,
-                comment: String::new(),
-            }),
+            GorseOp::UpsertItem(placeholder_item(
+                &user_item(&registered.user_id),
+                &timestamp,
+            )),
         ],
         Payload::Logout(_) | Payload::SessionsEnded(_) => Vec::new(),
     }

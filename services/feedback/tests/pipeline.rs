@@ -32,6 +32,40 @@ async fn two_hundred_fifty_events_go_in_three_requests_of_at_most_a_hundred() {
     service.stop().await;
 }
 
+// storage/data/sql.go (v0.5.11) `BatchInsertFeedback`: with `auto_insert_item = false` (ours)
+// Gorse drops feedback on an item it lacks and still answers `RowAffected: n`.
+#[tokio::test]
+async fn a_like_on_a_post_from_before_the_feedback_service_lands_and_keeps_its_metadata() {
+    let world = World::start().await;
+    // One post reached Gorse before this service existed; one never reached it at all.
+    let (old, unknown) = (PostId::new(), PostId::new());
+    let real = serde_json::json!({"ItemId": old.to_string(), "IsHidden": false,
+        "Categories": ["house"], "Labels": {"genres": ["house"]}, "Timestamp": "2020-01-01T00:00:00Z"});
+    reqwest::Client::new()
+        .post(format!("{}/api/items", world.gorse.url()))
+        .json(std::slice::from_ref(&real))
+        .send()
+        .await
+        .expect("seed")
+        .error_for_status()
+        .expect("seeded");
+    let mut likers = world.publish_likes(2, old).await;
+    likers.extend(world.publish_likes(2, unknown).await);
+    let service = world.start_service(world.source()).await;
+
+    eventually("every like stored", Duration::from_secs(10), || async {
+        world.gorse.record().feedback.len() == 4
+    })
+    .await;
+    let record = world.gorse.record();
+    assert_eq!(record.items[&old.to_string()], real, "metadata untouched");
+    let placeholder = &record.items[&unknown.to_string()];
+    assert_eq!(placeholder["IsHidden"], true, "never recommended blind");
+    let stored: BTreeSet<String> = record.feedback.keys().map(|(_, u, _)| u.clone()).collect();
+    assert_eq!(stored, likers.into_iter().collect());
+    service.stop().await;
+}
+
 #[tokio::test]
 async fn a_small_batch_goes_once_the_timeout_passes() {
     let world = World::start().await;
@@ -73,17 +107,20 @@ async fn gorse_failing_twice_then_recovering_gets_the_batch_once() {
     .await;
     let record = world.gorse.record();
     assert_eq!(record.feedback_received.len(), 5, "delivered once");
-    assert_eq!(
-        record.feedback_batches(),
-        3,
-        "two failed attempts, one success"
-    );
+    let lookups = record
+        .requests
+        .iter()
+        .filter(|r| r.path.starts_with("/api/item/"))
+        .count();
+    assert_eq!(lookups, 3, "two failed attempts, one success");
+    assert_eq!(record.feedback_batches(), 1);
     assert_eq!(world.dead_letter_len().await, 0);
     let metrics = service.metrics().await;
     assert_eq!(
         metric(
             &metrics,
-            "sidechain_gorse_retries_total{endpoint=\"/api/feedback\"}"
+            // The first call of the batch: the lookup of the never-created post.
+            "sidechain_gorse_retries_total{endpoint=\"/api/item/{id}\"}"
         ),
         Some(2.0)
     );

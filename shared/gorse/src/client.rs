@@ -301,6 +301,27 @@ impl GorseClient {
         .await
     }
 
+    /// Whether Gorse has the item: `GET /api/item/{id}`, `false` on 404 (server/rest.go
+    /// `getItem`: `PageNotFound` when the data store says `NotFound`). Retried and guarded like
+    /// a write, since it decides what a batch sends.
+    pub async fn item_exists(&self, item: &str) -> Result<bool, GorseError> {
+        const ENDPOINT: &str = "/api/item/{id}";
+        let request = self.request(
+            &self.writer,
+            Method::GET,
+            self.url(&["api", "item", item]),
+            ENDPOINT,
+        );
+        match self
+            .call::<serde_json::Value>(Method::GET, ENDPOINT, request, Breaker::Guarded)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(GorseError::Rejected { status: 404, .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Inserts or updates users with `POST /api/users`.
     pub async fn insert_users(&self, users: &[User]) -> Result<RowAffected, GorseError> {
         self.write(Method::POST, "/api/users", &["api", "users"], Some(users))

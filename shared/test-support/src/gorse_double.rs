@@ -1,7 +1,8 @@
 //! **Gorse test double** — not Gorse. An HTTP server implementing the Gorse v0.5 REST endpoints
 //! this project uses, with Gorse's status codes and body formats: JSON bodies with Gorse's
 //! field names, `{"RowAffected": n}` for writes, plain-text errors, `X-API-Key` checked except on
-//! `/api/health/*` (401 `unauthorized`, as Gorse's `AuthFilter`), `/api/health/ready` 200 or 503. Gorse itself cannot run on the development
+//! `/api/health/*` (401 `unauthorized`, as Gorse's `AuthFilter`), `/api/health/live` always 200,
+//! `/api/health/ready` 200 or 503 with the same status JSON. Gorse itself cannot run on the development
 //! machines; the real image runs in `compose/`.
 //!
 //! It records everything it received, and can be told to fail the next N API requests with a
@@ -16,7 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -63,13 +64,32 @@ impl GorseRecord {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Control {
     failures: VecDeque<u16>,
+    /// Gorse `[server] auto_insert_user` / `auto_insert_item` (config/config.go, both `true` by
+    /// default).
+    auto_insert_user: bool,
+    auto_insert_item: bool,
     not_ready: bool,
     latency: Duration,
     api_key: Option<String>,
     recommendations: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        // config/config.go (v0.5.11) `GetDefaultConfig`: `AutoInsertUser: true, AutoInsertItem: true`.
+        Self {
+            failures: VecDeque::new(),
+            auto_insert_user: true,
+            auto_insert_item: true,
+            not_ready: false,
+            latency: Duration::ZERO,
+            api_key: None,
+            recommendations: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +181,15 @@ impl GorseDouble {
     /// Changes the API key Gorse expects (`None`: no key, as Gorse without `api_key`).
     pub fn set_api_key(&self, key: Option<&str>) {
         lock(&self.shared.control).api_key = key.map(str::to_owned);
+    }
+
+    /// Gorse's `[server] auto_insert_user` and `auto_insert_item`: with `false`, feedback on a
+    /// user or item the double does not have is dropped while the reply still counts it, as
+    /// Gorse does (storage/data/sql.go `BatchInsertFeedback`).
+    pub fn set_auto_insert(&self, users: bool, items: bool) {
+        let mut control = lock(&self.shared.control);
+        control.auto_insert_user = users;
+        control.auto_insert_item = items;
     }
 
     /// Makes `/api/health/ready` answer 503 (or 200 again).
@@ -350,13 +379,13 @@ fn api_routes() -> Router<Arc<Shared>> {
             delete(delete_feedback),
         )
         .route("/api/items", post(insert_items))
-        .route("/api/item/{id}", delete(delete_item))
+        .route("/api/item/{id}", get(get_item).delete(delete_item))
         .route("/api/users", post(insert_users))
         .route("/api/recommend/{user}", get(recommend))
         .route("/api/latest", get(latest))
         .route("/api/non-personalized/{name}", get(latest))
-        .route("/api/health/live", get(health))
-        .route("/api/health/ready", get(health))
+        .route("/api/health/live", get(health_live))
+        .route("/api/health/ready", get(health_ready))
 }
 
 fn text(status: StatusCode, body: &str) -> Response {
@@ -385,9 +414,7 @@ async fn gatekeeper(State(shared): State<Arc<Shared>>, request: Request, next: N
     let is_key_probe = request.uri().path() == "/api/latest";
     let (latency, failure, key) = {
         let mut control = lock(&shared.control);
-        let failure = if is_health {
-            (control.not_ready && request.uri().path() == "/api/health/ready").then_some(503)
-        } else if is_key_probe {
+        let failure = if is_health || is_key_probe {
             None
         } else {
             control.failures.pop_front()
@@ -457,9 +484,36 @@ fn write_feedback(shared: &Shared, body: &Bytes, add_up: bool) -> Response {
         );
     };
     let count = rows.len();
+    let (insert_user, insert_item) = {
+        let control = lock(&shared.control);
+        (control.auto_insert_user, control.auto_insert_item)
+    };
     let mut record = lock(&shared.record);
     for (key, row) in keys.into_iter().zip(rows) {
         record.feedback_received.push(row.clone());
+        let (_, user, item) = &key;
+        // storage/data/sql.go (v0.5.11) `BatchInsertFeedback`, lines 1542-1655: with
+        // `insertUser`/`insertItem` the missing rows are created (`ON CONFLICT DO NOTHING`, no
+        // labels or categories, not hidden); without, feedback on a user or item the data
+        // store lacks is skipped (`users.Contains(f.UserId) && items.Contains(f.ItemId)`),
+        // while server/rest.go `insertFeedback` still answers `RowAffected: len(feedback)`.
+        if !record.users.contains_key(user) {
+            if !insert_user {
+                continue;
+            }
+            record
+                .users
+                .insert(user.clone(), json!({"UserId": user, "Labels": null}));
+        }
+        if !record.items.contains_key(item) {
+            if !insert_item {
+                continue;
+            }
+            record.items.insert(
+                item.clone(),
+                json!({"ItemId": item, "IsHidden": false, "Categories": null, "Labels": null}),
+            );
+        }
         let stored = match (add_up, record.feedback.get(&key)) {
             // POST inserts, adding values up for an existing row (why retries must use PUT).
             (true, Some(existing)) => {
@@ -539,12 +593,22 @@ async fn insert_items(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
     row_affected(count)
 }
 
+/// server/rest.go `getItem`: the item, or 404 (`PageNotFound`) with the error as plain text.
+async fn get_item(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match lock(&shared.record).items.get(&id) {
+        Some(item) => axum::Json(item.clone()).into_response(),
+        None => text(StatusCode::NOT_FOUND, &format!("{id}: item not found")),
+    }
+}
+
 async fn delete_item(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let mut record = lock(&shared.record);
     record.items_deleted.push(id.clone());
-    let removed = record.items.remove(&id).is_some();
+    record.items.remove(&id);
     record.feedback.retain(|(_, _, item), _| item != &id);
-    row_affected(usize::from(removed))
+    // server/rest.go (v0.5.11) `deleteItem`: `Ok(response, Success{RowAffected: 1})` whether
+    // or not the item existed.
+    row_affected(1)
 }
 
 async fn insert_users(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -563,13 +627,16 @@ async fn insert_users(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
     row_affected(count)
 }
 
-fn page_params(query: &BTreeMap<String, String>) -> (usize, usize) {
-    let n = query.get("n").and_then(|v| v.parse().ok()).unwrap_or(10);
-    let offset = query
-        .get("offset")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (n, offset)
+/// server/rest.go (v0.5.11) `ParseInt`: a missing parameter takes the default (`n`: config
+/// `default_n`, 10), one that is not an integer is a 400; `n=0` asks for nothing.
+fn page_params(query: &BTreeMap<String, String>) -> Result<(usize, usize), String> {
+    let parse = |name: &str, fallback: usize| match query.get(name).map(String::as_str) {
+        None | Some("") => Ok(fallback),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| format!("strconv.Atoi: parsing \"{v}\": invalid syntax")),
+    };
+    Ok((parse("n", 10)?, parse("offset", 0)?))
 }
 
 /// Visible items, newest first (by Timestamp, then id).
@@ -595,10 +662,37 @@ async fn recommend(
     Path(user): Path<String>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let (n, offset) = page_params(&query);
+    let (n, offset) = match page_params(&query) {
+        Ok(page) => page,
+        Err(why) => return text(StatusCode::BAD_REQUEST, &why),
+    };
     let configured = lock(&shared.control).recommendations.get(&user).cloned();
     let items = configured.unwrap_or_else(|| latest_items(&shared));
-    let page: Vec<String> = items.into_iter().skip(offset).take(n).collect();
+    let record = lock(&shared.record);
+    // logics/recommend.go: items the user already has feedback on are left out; `?category=`
+    // (server/rest.go `ReadCategories`) keeps items in that category.
+    let category = query.get("category").filter(|c| !c.is_empty());
+    let page: Vec<String> = items
+        .into_iter()
+        .filter(|item| {
+            !record
+                .feedback
+                .keys()
+                .any(|(_, u, i)| u == &user && i == item)
+        })
+        .filter(|item| {
+            category.is_none_or(|c| {
+                record
+                    .items
+                    .get(item)
+                    .and_then(|v| v.get("Categories"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|x| x.as_str() == Some(c.as_str())))
+            })
+        })
+        .skip(offset)
+        .take(n)
+        .collect();
     axum::Json(page).into_response()
 }
 
@@ -606,7 +700,10 @@ async fn latest(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let (n, offset) = page_params(&query);
+    let (n, offset) = match page_params(&query) {
+        Ok(page) => page,
+        Err(why) => return text(StatusCode::BAD_REQUEST, &why),
+    };
     let scored: Vec<Value> = latest_items(&shared)
         .into_iter()
         .skip(offset)
@@ -617,11 +714,28 @@ async fn latest(
     axum::Json(scored).into_response()
 }
 
-async fn health(_headers: HeaderMap) -> Response {
-    axum::Json(json!({
-        "CacheStoreConnected": true, "CacheStoreError": null,
-        "DataStoreConnected": true, "DataStoreError": null,
-        "Ready": true
-    }))
-    .into_response()
+/// server/rest.go (v0.5.11) `checkHealth`: the status of the data and cache stores.
+fn health_status(shared: &Shared) -> (bool, Value) {
+    let ready = !lock(&shared.control).not_ready;
+    let error = (!ready).then_some("injected: not ready");
+    let status = json!({
+        "CacheStoreConnected": ready, "CacheStoreError": error,
+        "DataStoreConnected": ready, "DataStoreError": null,
+        "Ready": ready
+    });
+    (ready, status)
+}
+
+/// server/rest.go `checkLive`: always 200 with the health status.
+async fn health_live(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(health_status(&shared).1).into_response()
+}
+
+/// server/rest.go `checkReady`: 200 with the status, or 503 with the same JSON as the error
+/// text (`Error(response, 503, errors.New(string(errReason)))`).
+async fn health_ready(State(shared): State<Arc<Shared>>) -> Response {
+    match health_status(&shared) {
+        (true, status) => axum::Json(status).into_response(),
+        (false, status) => text(StatusCode::SERVICE_UNAVAILABLE, &status.to_string()),
+    }
 }

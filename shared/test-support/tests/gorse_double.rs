@@ -60,3 +60,157 @@ async fn a_journaled_double_comes_back_with_its_state() {
         .expect("json");
     assert_eq!(summary["feedback"][0]["user"], "u1");
 }
+
+// storage/data/sql.go (v0.5.11) `BatchInsertFeedback` and server/rest.go `insertFeedback`:
+// without auto-insert, feedback on an unknown user or item is skipped and still counted.
+#[tokio::test]
+async fn without_auto_insert_feedback_on_unknown_rows_is_dropped_and_still_counted() {
+    let client = reqwest::Client::new();
+    // (auto_insert_user, auto_insert_item, item exists, user exists, stored)
+    let cases = [
+        (true, true, false, false, true),
+        (true, false, false, true, false),
+        (true, false, true, false, true),
+        (false, true, true, false, false),
+        (false, false, true, true, true),
+    ];
+    for (auto_user, auto_item, has_item, has_user, stored) in cases {
+        let double = GorseDouble::start().await;
+        double.set_auto_insert(auto_user, auto_item);
+        if has_item {
+            client
+                .post(format!("{}/api/items", double.url()))
+                .json(&serde_json::json!([{"ItemId": "p1", "IsHidden": false, "Categories": [], "Labels": null}]))
+                .send()
+                .await
+                .expect("item");
+        }
+        if has_user {
+            client
+                .post(format!("{}/api/users", double.url()))
+                .json(&serde_json::json!([{"UserId": "u1", "Labels": null}]))
+                .send()
+                .await
+                .expect("user");
+        }
+        let reply: serde_json::Value = client
+            .put(format!("{}/api/feedback", double.url()))
+            .json(&serde_json::json!([{"FeedbackType": "like", "UserId": "u1", "ItemId": "p1", "Value": 1.0, "Timestamp": "2026-11-25T00:00:00Z", "Comment": ""}]))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let case = (auto_user, auto_item, has_item, has_user);
+        assert_eq!(reply, serde_json::json!({"RowAffected": 1}), "{case:?}");
+        assert_eq!(
+            double.record().feedback.len(),
+            usize::from(stored),
+            "{case:?}"
+        );
+        let lookup = client
+            .get(format!("{}/api/item/p1", double.url()))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            lookup.status().is_success(),
+            has_item || (stored && auto_item),
+            "{case:?}"
+        );
+    }
+}
+
+// server/rest.go (v0.5.11) `checkLive`/`checkReady`: live is always 200 with the health status;
+// ready is 200 with it, or 503 with the same JSON as the error text.
+#[tokio::test]
+async fn health_live_is_always_200_and_ready_503_carries_the_same_status() {
+    let double = GorseDouble::start().await;
+    // (ready, path, status, Ready in the body)
+    let cases = [
+        (true, "live", 200, true),
+        (true, "ready", 200, true),
+        (false, "live", 200, false),
+        (false, "ready", 503, false),
+    ];
+    for (ready, path, status, body_ready) in cases {
+        double.set_ready(ready);
+        let response = reqwest::get(format!("{}/api/health/{path}", double.url()))
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), status, "{path} ready={ready}");
+        let body: serde_json::Value =
+            serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+        assert_eq!(body["Ready"], body_ready, "{path} ready={ready}");
+    }
+}
+
+// server/rest.go (v0.5.11) `deleteItem`: `RowAffected: 1` whether the item existed or not.
+#[tokio::test]
+async fn deleting_an_item_always_answers_one_row() {
+    let double = GorseDouble::start().await;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{}/api/items", double.url()))
+        .json(&serde_json::json!([{"ItemId": "p1", "IsHidden": false, "Categories": [], "Labels": null}]))
+        .send()
+        .await
+        .expect("item");
+    for id in ["p1", "p1", "never"] {
+        let reply: serde_json::Value = client
+            .delete(format!("{}/api/item/{id}", double.url()))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(reply, serde_json::json!({"RowAffected": 1}), "{id}");
+    }
+}
+
+// server/rest.go (v0.5.11) `getRecommend`: `ParseInt` for n and offset (400 on junk, `n=0` is
+// nothing), `ReadCategories` for `?category=`; logics/recommend.go leaves out items the user
+// already has feedback on.
+#[tokio::test]
+async fn recommendations_honour_n_category_and_leave_out_what_the_user_touched() {
+    let double = GorseDouble::start().await;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{}/api/items", double.url()))
+        .json(&serde_json::json!([
+            {"ItemId": "a", "IsHidden": false, "Categories": ["house"], "Labels": null, "Timestamp": "2026-01-03T00:00:00Z"},
+            {"ItemId": "b", "IsHidden": false, "Categories": ["techno"], "Labels": null, "Timestamp": "2026-01-02T00:00:00Z"},
+            {"ItemId": "c", "IsHidden": false, "Categories": ["house"], "Labels": null, "Timestamp": "2026-01-01T00:00:00Z"}
+        ]))
+        .send()
+        .await
+        .expect("items");
+    client
+        .put(format!("{}/api/feedback", double.url()))
+        .json(&serde_json::json!([{"FeedbackType": "like", "UserId": "u1", "ItemId": "a", "Value": 1.0, "Timestamp": "2026-11-25T00:00:00Z", "Comment": ""}]))
+        .send()
+        .await
+        .expect("feedback");
+    let cases: [(&str, u16, &[&str]); 6] = [
+        ("u2?n=10", 200, &["a", "b", "c"]),
+        ("u1?n=10", 200, &["b", "c"]),
+        ("u2?n=0", 200, &[]),
+        ("u2?category=house", 200, &["a", "c"]),
+        ("u2?n=1&offset=1", 200, &["b"]),
+        ("u2?n=many", 400, &[]),
+    ];
+    for (query, status, expected) in cases {
+        let response = client
+            .get(format!("{}/api/recommend/{query}", double.url()))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), status, "{query}");
+        if status == 200 {
+            let items: Vec<String> = response.json().await.expect("json");
+            assert_eq!(items, expected, "{query}");
+        }
+    }
+}

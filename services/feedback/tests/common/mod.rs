@@ -35,7 +35,12 @@ impl World {
         Self {
             nats: nats_server,
             redis: RedisServer::start(),
-            gorse: GorseDouble::start().await,
+            gorse: {
+                // As compose/gorse/config.toml: feedback on an unknown item is dropped.
+                let gorse = GorseDouble::start().await;
+                gorse.set_auto_insert(true, false);
+                gorse
+            },
             js,
         }
     }
