@@ -58,7 +58,7 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
         SessionStatus::UnknownUser as i32
     );
 
-    UserStore::new(world.js.clone(), 1)
+    UserStore::new(world.js.clone())
         .register(&UserRecord {
             id: user.to_string(),
             username: "dana".into(),

@@ -214,7 +214,7 @@ async fn gorse_health_is_published_and_follows_the_double() {
     let service = world.start_service(world.source()).await;
     let status = sidechain_infra::status::GorseStatusView::default();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(status.clone().follow(world.js.clone(), 1, shutdown.clone()));
+    tokio::spawn(status.clone().follow(world.js.clone(), shutdown.clone()));
 
     eventually("healthy published", Duration::from_secs(10), || async {
         status.latest().is_some_and(|s| s.healthy)

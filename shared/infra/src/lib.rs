@@ -1,5 +1,8 @@
 //! Connections and plumbing every service needs, in one place:
 //!
+//! - [`identity`]: the NATS identities (one NKey per service, plus an admin) and what each may
+//!   publish and subscribe to.
+//! - [`provision`]: the admin step that creates the `EVENTS` stream and the KV buckets.
 //! - [`nats`]: connect with reconnects (a service started before NATS waits for it), the
 //!   `EVENTS` stream and KV buckets created or updated idempotently, and event publishing with
 //!   `Nats-Msg-Id` deduplication and trace context.
@@ -11,7 +14,9 @@
 //! - [`status`]: Gorse health as published by the feedback service, followed from KV.
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, and the bounded drain.
 
+pub mod identity;
 pub mod nats;
+pub mod provision;
 pub mod redis;
 pub mod retry;
 pub mod service;

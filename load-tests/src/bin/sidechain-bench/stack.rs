@@ -285,6 +285,15 @@ impl Stack {
         let service = |kind: Kind, binary: &Path, extra: Vec<(&'static str, String)>| {
             let metrics_port = free_port();
             let mut env = common.clone();
+            let identity = match kind {
+                Kind::Edge => sidechain_test_support::Identity::Edge,
+                Kind::Feedback => sidechain_test_support::Identity::Feedback,
+                Kind::Cache => sidechain_test_support::Identity::Cache,
+            };
+            env.push((
+                "NATS_NKEY_FILE",
+                nats.seed_file(identity).display().to_string(),
+            ));
             env.push(("METRICS_PORT", metrics_port.to_string()));
             env.extend(extra);
             Service {
@@ -297,9 +306,7 @@ impl Stack {
                 starts: 0,
             }
         };
-        let client = async_nats::connect(nats.url())
-            .await
-            .context("connect the bench to NATS")?;
+        let client = nats.connect(sidechain_test_support::Identity::Admin).await;
         let mut stack = Self {
             edge: service(
                 Kind::Edge,

@@ -47,7 +47,7 @@ impl Suite {
         );
         self.report().detail("floor: redis-rs ping", &ping);
         self.floors.redis_client_ping = Some(ping);
-        let rr = floors::nats_request_reply(&stack.nats.url(), n).await?;
+        let rr = floors::nats_request_reply(&stack.nats, n).await?;
         self.report().row(
             "NATS request/reply round trip (sequential)",
             "175 µs p50 (seed floor)",
@@ -62,7 +62,7 @@ impl Suite {
         self.report().detail("floor: nats request/reply", &rr);
 
         let logs = self.out.join("logs");
-        let (nats, redis) = (stack.nats.url(), stack.redis.url());
+        let redis = stack.redis.url();
         let mut measured = Vec::new();
         for (program, label, seed, seed_rps) in [
             (
@@ -90,7 +90,7 @@ impl Suite {
                 &self.http,
                 program,
                 free_port(),
-                &nats,
+                &stack.nats,
                 &redis,
                 &logs,
             )
