@@ -55,17 +55,33 @@ fi
 echo "provisioning the EVENTS stream and the KV buckets (as the admin identity)"
 NATS_NKEY_FILE="$NATS_KEYS_DIR/admin.nk" "$BIN/sidechain-nats-admin" provision
 
+# Redis users: one per service plus an admin, the default user off (REDIS_ACL_DIR/users.acl).
+REDIS_ACL_DIR="${REDIS_ACL_DIR:-$DATA/redis-acl}"
+"$BIN/sidechain-nats-admin" redis-acl "$REDIS_ACL_DIR"
 read -r redis_host redis_port <<<"$(host_port "$REDIS_URL")"
-if listening "$redis_host" "$redis_port"; then
-  echo "Redis already running on $redis_host:$redis_port (not started by us)"
+redis_ours=""
+if [ -s "$DATA/pids/redis-server" ] && kill -0 "$(cat "$DATA/pids/redis-server")" 2>/dev/null; then
+  echo "Redis already running on $redis_host:$redis_port (started by an earlier just up)"
+  redis_ours=yes
+elif listening "$redis_host" "$redis_port"; then
+  echo "Redis already running on $redis_host:$redis_port (not started by us): every service uses REDIS_URL"
 else
-  echo "starting Redis on $redis_host:$redis_port (data in $DATA/redis)"
+  echo "starting Redis with ACL users on $redis_host:$redis_port (data in $DATA/redis)"
   mkdir -p "$DATA/redis"
   nohup redis-server --bind "$redis_host" --port "$redis_port" --dir "$DATA/redis" \
-    --appendonly yes --save "" >"$LOGS/redis-server.log" 2>&1 &
+    --appendonly yes --save "" --aclfile "$(cd "$REDIS_ACL_DIR" && pwd)/users.acl" \
+    >"$LOGS/redis-server.log" 2>&1 &
   echo $! >"$DATA/pids/redis-server"
   wait_port "$redis_host" "$redis_port"
+  redis_ours=yes
 fi
+redis_url_for() { # service -> its REDIS_URL
+  if [ -n "$redis_ours" ]; then
+    echo "redis://$1:$(cat "$REDIS_ACL_DIR/$1.redis-password")@$redis_host:$redis_port"
+  else
+    echo "$REDIS_URL"
+  fi
+}
 
 # The edge needs a signing key. Keep a generated development key across runs.
 if [ -z "${JWT_SECRET:-}" ]; then
@@ -84,7 +100,7 @@ start_service() { # name metrics_port
     echo "$name already running (pid $(cat "$DATA/pids/$name"))"; return
   fi
   METRICS_PORT="$port" LOG_FILE="${LOG_DIR:-$LOGS}/$name.log" \
-    NATS_NKEY_FILE="$NATS_KEYS_DIR/$name.nk" \
+    NATS_NKEY_FILE="$NATS_KEYS_DIR/$name.nk" REDIS_URL="$(redis_url_for "$name")" \
     nohup "$BIN/sidechain-$name" >"$LOGS/$name.out" 2>&1 &
   echo $! >"$DATA/pids/$name"
 }
@@ -110,7 +126,7 @@ Sidechain is up.
   feedback       metrics/health http://127.0.0.1:${FEEDBACK_METRICS_PORT:-9091}/metrics
   cache          metrics/health http://127.0.0.1:${CACHE_METRICS_PORT:-9092}/metrics
   NATS           $NATS_URL  (seeds and allow-lists in $NATS_KEYS_DIR)
-  Redis          $REDIS_URL
+  Redis          $REDIS_URL  (users and passwords in $REDIS_ACL_DIR)
   Gorse          ${GORSE_URL:-not configured (feeds fall back to trending, feedback waits in the dead-letter list)}
   logs           $LOGS/<service>.log (JSON, rotated), stdout in $LOGS/<service>.out
 Stop with: just down

@@ -190,7 +190,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
     let common = |identity: Identity, metrics_port: u16| -> Vec<(&'static str, String)> {
         let mut env = nats.env(identity);
         env.extend([
-            ("REDIS_URL", redis.url()),
+            ("REDIS_URL", redis.url_for(identity)),
             ("GORSE_URL", format!("http://127.0.0.1:{gorse_port}")),
             ("METRICS_PORT", metrics_port.to_string()),
             ("BIND_ADDRESS", "127.0.0.1".to_owned()),

@@ -56,7 +56,6 @@ impl System {
         );
         let mut source = Source::default()
             .with("NATS_URL", nats.url())
-            .with("REDIS_URL", redis.url())
             .with("GORSE_URL", gorse.url())
             .with("JWT_SECRET", SECRET)
             .with("PORT", "0")
@@ -71,10 +70,13 @@ impl System {
         }
         let shutdown = CancellationToken::new();
         let as_identity = |identity: Identity| {
-            source.clone().with(
-                "NATS_NKEY_FILE",
-                nats.seed_file(identity).display().to_string(),
-            )
+            source
+                .clone()
+                .with(
+                    "NATS_NKEY_FILE",
+                    nats.seed_file(identity).display().to_string(),
+                )
+                .with("REDIS_URL", redis.url_for(identity))
         };
         let edge = sidechain_edge::start(
             sidechain_edge::EdgeConfig::from_source(&as_identity(Identity::Edge))
@@ -129,10 +131,16 @@ impl System {
     /// Starts one more edge instance (fresh memory, same servers); returns its API.
     pub async fn another_edge(&mut self) -> ApiClient {
         let edge = sidechain_edge::start(
-            sidechain_edge::EdgeConfig::from_source(&self.source.clone().with(
-                "NATS_NKEY_FILE",
-                self.nats.seed_file(Identity::Edge).display().to_string(),
-            ))
+            sidechain_edge::EdgeConfig::from_source(
+                &self
+                    .source
+                    .clone()
+                    .with(
+                        "NATS_NKEY_FILE",
+                        self.nats.seed_file(Identity::Edge).display().to_string(),
+                    )
+                    .with("REDIS_URL", self.redis.url_for(Identity::Edge)),
+            )
             .expect("edge config"),
             self.shutdown.clone(),
         )

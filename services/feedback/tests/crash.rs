@@ -23,7 +23,12 @@ fn spawn(world: &World) -> ServiceBinary {
                     .display()
                     .to_string(),
             ),
-            ("REDIS_URL", world.redis.url()),
+            (
+                "REDIS_URL",
+                world
+                    .redis
+                    .url_for(sidechain_test_support::Identity::Feedback),
+            ),
             ("GORSE_URL", world.gorse.url()),
             (
                 "METRICS_PORT",

@@ -186,6 +186,83 @@ impl Identity {
     }
 }
 
+/// Commands every Redis identity needs to connect and be probed: AUTH/HELLO/SELECT/PING and the
+/// `CLIENT SETINFO` the client sends on connect.
+const REDIS_CONNECT: &str = "+@connection -@dangerous";
+
+/// Scripts: the client runs `EVALSHA`, and `SCRIPT LOAD`/`EVAL` when Redis lost the script.
+const REDIS_SCRIPTS: &str = "+evalsha +eval +script|load +script|exists";
+
+impl Identity {
+    /// Its Redis ACL rules: the commands and key patterns it needs (`None` for the admin: all).
+    /// Key builders: `services/edge/src/rate_limit/mod.rs` (`ratelimit:`),
+    /// `shared/infra/src/sessions.rs` (`jwt_cache:`, `revoked:`), `services/cache/src/keys.rs`,
+    /// `services/feedback/src/dead_letter.rs` (`gorse_failed_feedback`).
+    pub fn redis_rules(self) -> Option<String> {
+        let rules = match self {
+            Identity::Admin => return None,
+            // Rate-limit buckets (a GCRA script: TIME, GET, SET) and the revocation check of
+            // the local fallback (read only).
+            Identity::Edge => format!(
+                "{REDIS_CONNECT} {REDIS_SCRIPTS} +time +get +set +exists ~ratelimit:* %R~revoked:*"
+            ),
+            // Read models, page cache, sessions and revocations: reads, writes, transactions and
+            // scripts on its own keys; nothing that spans the keyspace (KEYS, FLUSHDB, …).
+            Identity::Cache => format!(
+                "{REDIS_CONNECT} +@read +@write +@transaction {REDIS_SCRIPTS} -@dangerous \
+                 ~post:* ~post_likes:* ~post_reposts:* ~post_comments:* ~post_comment_data:* \
+                 ~comment:* ~user_posts:* ~following:* ~followers:* ~timeline:* ~recent \
+                 ~big_authors ~readmodel:* ~page:* ~jwt_cache:* ~revoked:*"
+            ),
+            // The dead-letter list, its processing and parked lists and its flush lock.
+            Identity::Feedback => format!(
+                "{REDIS_CONNECT} {REDIS_SCRIPTS} +rpush +llen +lmove +lrem +lrange +set +get +del \
+                 ~gorse_failed_feedback ~{{gorse_failed_feedback}}:*"
+            ),
+        };
+        Some(rules)
+    }
+}
+
+/// A Redis ACL file (`redis-server --aclfile`): the default user off, one user per identity
+/// with its password and rules.
+pub fn redis_acl(passwords: &[(Identity, String)]) -> String {
+    let mut out = String::from("user default off\n");
+    for (identity, password) in passwords {
+        let rules = identity
+            .redis_rules()
+            .unwrap_or_else(|| "~* &* +@all".to_owned());
+        let _ = writeln!(out, "user {} on >{password} {rules}", identity.name());
+    }
+    out
+}
+
+/// The Redis password file of `identity` in `dir`.
+pub fn redis_password_path(dir: &Path, identity: Identity) -> std::path::PathBuf {
+    dir.join(format!("{}.redis-password", identity.name()))
+}
+
+/// Makes sure `dir` holds a Redis password per identity (keeping existing ones) and writes
+/// `dir/users.acl` for `redis-server --aclfile`.
+pub fn write_redis_acl(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut passwords = Vec::new();
+    for identity in Identity::ALL {
+        let path = redis_password_path(dir, identity);
+        let password = match std::fs::read_to_string(&path) {
+            Ok(password) => password.trim().to_owned(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let password = hex::encode(rand::random::<[u8; 24]>());
+                write_private(&path, &password)?;
+                password
+            }
+            Err(err) => return Err(err),
+        };
+        passwords.push((identity, password));
+    }
+    std::fs::write(dir.join("users.acl"), redis_acl(&passwords))
+}
+
 /// Creates a new NKey user; returns (seed, public key).
 pub fn new_user_key() -> (String, String) {
     let pair = nkeys::KeyPair::new_user();

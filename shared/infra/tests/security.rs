@@ -313,3 +313,112 @@ async fn only_the_admin_creates_or_deletes_streams_and_buckets() {
     admin.js.get_stream("EVENTS").await.expect("still there");
     admin.js.get_key_value("users").await.expect("still there");
 }
+
+/// Runs `args` as one Redis command on `url`; `Err` holds Redis's refusal.
+async fn redis_run(url: &str, args: &[&str]) -> Result<redis::Value, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+        .query_async::<redis::Value>(&mut conn)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn each_redis_identity_is_refused_what_is_not_its_own() {
+    use sidechain_test_support::RedisServer;
+    let server = RedisServer::start();
+
+    // The default user is off: no password, no Redis.
+    let anonymous = format!("redis://127.0.0.1:{}", server.port());
+    let refused = redis_run(&anonymous, &["PING"]).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let wrong = format!("redis://edge:wrong@127.0.0.1:{}", server.port());
+    assert!(redis_run(&wrong, &["PING"]).await.is_err());
+
+    let allowed: &[(Identity, &[&[&str]])] = &[
+        (
+            Identity::Edge,
+            &[
+                &["PING"],
+                &["EXISTS", "revoked:t1"],
+                &["SCRIPT", "LOAD", "return 1"],
+            ],
+        ),
+        (
+            Identity::Cache,
+            &[
+                &["HSET", "post:{p1}", "likes", "1"],
+                &["SET", "jwt_cache:abc", "x"],
+                &["SET", "revoked:t1", "1"],
+                &["ZADD", "recent", "1", "p1"],
+            ],
+        ),
+        (
+            Identity::Feedback,
+            &[
+                &["RPUSH", "gorse_failed_feedback", "x"],
+                &["LLEN", "{gorse_failed_feedback}:parked"],
+            ],
+        ),
+    ];
+    for (identity, commands) in allowed {
+        for command in *commands {
+            let answer = redis_run(&server.url_for(*identity), command).await;
+            assert!(answer.is_ok(), "{identity:?} {command:?}: {answer:?}");
+        }
+    }
+
+    let refused: &[(Identity, &[&[&str]])] = &[
+        (
+            Identity::Edge,
+            &[
+                &["SET", "revoked:t1", "0"],
+                &["GET", "jwt_cache:abc"],
+                &["HGETALL", "post:{p1}"],
+                &["LLEN", "gorse_failed_feedback"],
+                &["KEYS", "*"],
+                &["FLUSHALL"],
+            ],
+        ),
+        (
+            Identity::Cache,
+            &[
+                &["LLEN", "gorse_failed_feedback"],
+                &["SET", "ratelimit:default:x", "1"],
+                &["KEYS", "*"],
+                &["FLUSHDB"],
+                &["CONFIG", "SET", "appendonly", "no"],
+            ],
+        ),
+        (
+            Identity::Feedback,
+            &[
+                &["GET", "jwt_cache:abc"],
+                &["HSET", "post:{p1}", "likes", "1000"],
+                &["DEL", "recent"],
+                &["FLUSHALL"],
+                &["ACL", "LIST"],
+            ],
+        ),
+    ];
+    for (identity, commands) in refused {
+        for command in *commands {
+            let answer = redis_run(&server.url_for(*identity), command).await;
+            assert!(
+                matches!(&answer, Err(e) if e.contains("NOPERM") || e.contains("permission")),
+                "{identity:?} {command:?}: {answer:?}"
+            );
+        }
+    }
+    // What the refusals would have changed is intact.
+    let likes = redis_run(&server.url(), &["HGET", "post:{p1}", "likes"]).await;
+    assert_eq!(likes, Ok(redis::Value::BulkString(b"1".to_vec())));
+}

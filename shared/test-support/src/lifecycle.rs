@@ -53,7 +53,7 @@ pub fn run(binary: &Path, identity: Identity, extra_env: &[(&str, String)]) {
     let metrics_port = free_port();
     let mut env = nats.env(identity);
     env.extend([
-        ("REDIS_URL", redis.url()),
+        ("REDIS_URL", redis.url_for(identity)),
         ("METRICS_PORT", metrics_port.to_string()),
         ("BIND_ADDRESS", "127.0.0.1".to_owned()),
         ("LOG_LEVEL", "debug".to_owned()),

@@ -155,6 +155,11 @@ impl NatsServer {
 
 /// A `redis-server` process: by default keeping nothing on disk; [`RedisServer::start_durable`]
 /// keeps an append-only file, as production Redis does for the dead-letter list.
+///
+/// Secured as in production: the default user is off and each identity has its own user,
+/// password and command/key rules ([`sidechain_infra::identity::Identity::redis_rules`]).
+/// [`RedisServer::url`] is the admin's URL (for tests inspecting Redis);
+/// [`RedisServer::url_for`] is a service's.
 #[derive(Debug)]
 pub struct RedisServer {
     process: ServerProcess,
@@ -179,6 +184,7 @@ impl RedisServer {
             .prefix("sidechain-redis-")
             .tempdir()
             .expect("temp dir");
+        identity::write_redis_acl(&dir.path().join("acl")).expect("Redis ACL");
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
@@ -209,14 +215,42 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", if durable { "yes" } else { "no" }])
             .args(["--appendfsync", "always"])
+            .arg("--aclfile")
+            .arg(dir.path().join("acl").join("users.acl"))
             .arg("--dir")
             .arg(dir.path());
         ServerProcess::spawn(command, port, &dir.path().join("redis.log"))
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// The admin's URL, `redis://admin:<password>@127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.process.port)
+        self.url_for(Identity::Admin)
+    }
+
+    /// The URL of `identity`, `redis://<name>:<password>@127.0.0.1:<port>`.
+    pub fn url_for(&self, identity: Identity) -> String {
+        format!(
+            "redis://{}:{}@127.0.0.1:{}",
+            identity.name(),
+            self.password(identity),
+            self.process.port
+        )
+    }
+
+    /// The Redis password of `identity` (its user name is `identity.name()`).
+    pub fn password(&self, identity: Identity) -> String {
+        std::fs::read_to_string(identity::redis_password_path(
+            &self.dir.path().join("acl"),
+            identity,
+        ))
+        .expect("Redis password")
+        .trim()
+        .to_owned()
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.process.port
     }
 
     /// Kills the server with SIGKILL. Unless durable, its data is gone.

@@ -49,9 +49,13 @@ where
 
 /// Redis `PING` with `redis-benchmark -t ping -c 1` (the tool of DESIGN.md's floor), if
 /// installed.
-pub(crate) async fn redis_benchmark(port: u16, count: u32) -> anyhow::Result<Option<RoundTrip>> {
+pub(crate) async fn redis_benchmark(
+    (port, user, password): &(u16, &str, String),
+    count: u32,
+) -> anyhow::Result<Option<RoundTrip>> {
     let output = match tokio::process::Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--user", user, "-a", password])
         .args(["-t", "ping", "-c", "1", "-n", &count.to_string(), "--csv"])
         .kill_on_drop(true)
         .output()

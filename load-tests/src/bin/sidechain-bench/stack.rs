@@ -268,7 +268,6 @@ impl Stack {
         );
         let common = vec![
             ("NATS_URL", nats.url()),
-            ("REDIS_URL", redis.url()),
             ("GORSE_URL", format!("http://127.0.0.1:{double_port}")),
             ("JWT_SECRET", secret),
             ("BIND_ADDRESS", "127.0.0.1".to_owned()),
@@ -294,6 +293,7 @@ impl Stack {
                 "NATS_NKEY_FILE",
                 nats.seed_file(identity).display().to_string(),
             ));
+            env.push(("REDIS_URL", redis.url_for(identity)));
             env.push(("METRICS_PORT", metrics_port.to_string()));
             env.extend(extra);
             Service {

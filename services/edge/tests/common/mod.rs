@@ -34,7 +34,10 @@ impl Backends {
     pub fn source(&self) -> Source {
         self.nats
             .source(sidechain_test_support::Identity::Edge)
-            .with("REDIS_URL", self.redis.url())
+            .with(
+                "REDIS_URL",
+                self.redis.url_for(sidechain_test_support::Identity::Edge),
+            )
             .with("JWT_SECRET", SECRET)
             .with("PORT", "0")
             .with("METRICS_PORT", "0")

@@ -44,7 +44,11 @@ impl World {
     pub fn source(&self) -> Source {
         self.nats
             .source(sidechain_test_support::Identity::Feedback)
-            .with("REDIS_URL", self.redis.url())
+            .with(
+                "REDIS_URL",
+                self.redis
+                    .url_for(sidechain_test_support::Identity::Feedback),
+            )
             .with("GORSE_URL", self.gorse.url())
             .with("METRICS_PORT", "0")
             .with("BIND_ADDRESS", "127.0.0.1")

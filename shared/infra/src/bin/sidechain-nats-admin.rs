@@ -4,6 +4,9 @@
 //!   (`edge.nk`, `cache.nk`, `feedback.nk`, `admin.nk`; existing ones are kept) and writes
 //!   `<dir>/auth.conf`, the nats-server `authorization` block with every public key and its
 //!   permissions (include it in the server's configuration, then reload the server).
+//! - `sidechain-nats-admin redis-acl <dir>`: makes sure `<dir>` holds a Redis password per
+//!   identity (`<id>.redis-password`, existing ones kept) and writes `<dir>/users.acl` for
+//!   `redis-server --aclfile` (default user off, one user per identity with its rules).
 //! - `sidechain-nats-admin provision`: connects with `NATS_URL` and the admin seed in
 //!   `NATS_NKEY_FILE` and creates the `EVENTS` stream (`EVENTS_*` settings) and the KV buckets,
 //!   retrying for up to a minute while NATS is not there yet.
@@ -14,7 +17,7 @@ use std::time::Duration;
 use sidechain_config::Source;
 use sidechain_infra::nats::{NatsConfig, StreamConfig};
 
-const USAGE: &str = "usage: sidechain-nats-admin keys <dir> | provision";
+const USAGE: &str = "usage: sidechain-nats-admin keys <dir> | redis-acl <dir> | provision";
 const PROVISION_LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::main(flavor = "current_thread")]
@@ -24,6 +27,9 @@ async fn main() -> ExitCode {
         ["keys", dir] => sidechain_infra::identity::write_keys(std::path::Path::new(dir))
             .map(|()| eprintln!("seeds and auth.conf are in {dir}"))
             .map_err(|err| format!("writing keys to {dir}: {err}")),
+        ["redis-acl", dir] => sidechain_infra::identity::write_redis_acl(std::path::Path::new(dir))
+            .map(|()| eprintln!("passwords and users.acl are in {dir}"))
+            .map_err(|err| format!("writing the Redis ACL to {dir}: {err}")),
         ["provision"] => provision(&Source::from_env()).await,
         _ => {
             eprintln!("{USAGE}");

@@ -3,7 +3,7 @@
 
 use sidechain_test_support::free_port;
 
-use super::{Suite, port_of};
+use super::Suite;
 use crate::floors;
 use crate::report::Verdict;
 use crate::stack::Stack;
@@ -14,9 +14,14 @@ impl Suite {
         self.report()
             .section("Floors: minimal programs on the same stack, measured in this run");
         let n = self.settings.round_trips;
-        let redis_port = port_of(&stack.redis.url())?;
+        let admin = sidechain_test_support::Identity::Admin;
+        let redis_login = (
+            stack.redis.port(),
+            admin.name(),
+            stack.redis.password(admin),
+        );
         eprintln!("floors: Redis PING, NATS request/reply ({n} sequential each)");
-        if let Some(ping) = floors::redis_benchmark(redis_port, n).await? {
+        if let Some(ping) = floors::redis_benchmark(&redis_login, n).await? {
             self.report().row(
                 "Redis PING round trip (redis-benchmark -t ping -c 1)",
                 "59 µs avg, ≈ 105 µs p99 (seed floor)",
