@@ -30,10 +30,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked --bins \
-        -p sidechain-edge -p sidechain-feedback -p sidechain-cache \
+        -p sidechain-edge -p sidechain-feedback -p sidechain-cache -p sidechain-infra \
     && mkdir -p /out \
     && cp target/release/sidechain-edge target/release/sidechain-feedback \
-          target/release/sidechain-cache /out/
+          target/release/sidechain-cache target/release/sidechain-nats-admin /out/
 
 ############################ runtime ############################
 # Debian slim (same glibc as the builder) rather than distroless: the services link glibc

@@ -21,7 +21,7 @@ use prost::Message as _;
 use serde::Deserialize;
 use sidechain_api_client::AnswerClass;
 use sidechain_test_support::lifecycle::http_get;
-use sidechain_test_support::{NatsServer, RedisServer, ServiceBinary, free_port};
+use sidechain_test_support::{Identity, NatsServer, RedisServer, ServiceBinary, free_port};
 
 /// How hard and how long to shake.
 #[derive(Debug, Clone)]
@@ -187,10 +187,10 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         &["--port", &gorse_port.to_string(), "--journal", &journal],
         &[],
     );
-    let common = |metrics_port: u16| -> Vec<(&'static str, String)> {
-        vec![
-            ("NATS_URL", nats.url()),
-            ("REDIS_URL", redis.url()),
+    let common = |identity: Identity, metrics_port: u16| -> Vec<(&'static str, String)> {
+        let mut env = nats.env(identity);
+        env.extend([
+            ("REDIS_URL", redis.url_for(identity)),
             ("GORSE_URL", format!("http://127.0.0.1:{gorse_port}")),
             ("METRICS_PORT", metrics_port.to_string()),
             ("BIND_ADDRESS", "127.0.0.1".to_owned()),
@@ -211,12 +211,16 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
             ("GORSE_BREAKER_COOLDOWN", "2s".to_owned()),
             ("FEEDBACK_ACK_WAIT", "5s".to_owned()),
             ("SHUTDOWN_TIMEOUT", "5s".to_owned()),
-        ]
+        ]);
+        env
     };
     let mut services = Services {
-        edge: ServiceBinary::spawn(&bin("sidechain-edge"), &common(ports[0])),
-        feedback: ServiceBinary::spawn(&bin("sidechain-feedback"), &common(ports[1])),
-        cache: ServiceBinary::spawn(&bin("sidechain-cache"), &common(ports[2])),
+        edge: ServiceBinary::spawn(&bin("sidechain-edge"), &common(Identity::Edge, ports[0])),
+        feedback: ServiceBinary::spawn(
+            &bin("sidechain-feedback"),
+            &common(Identity::Feedback, ports[1]),
+        ),
+        cache: ServiceBinary::spawn(&bin("sidechain-cache"), &common(Identity::Cache, ports[2])),
         gorse,
         ports,
     };
@@ -290,8 +294,8 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
     }
 
     // Let the pipeline drain: consumers caught up, dead letters flushed.
-    let drained = wait_drained(&nats.url(), &redis.url(), Duration::from_secs(120)).await;
-    let mut report = verify(&writes, &windows, &nats.url(), gorse_port).await?;
+    let drained = wait_drained(&nats, &redis.url(), Duration::from_secs(120)).await;
+    let mut report = verify(&writes, &windows, &nats, gorse_port).await?;
     report.all_ready = services.all_ready() && drained;
     Ok(report)
 }
@@ -307,8 +311,16 @@ fn wait_for_file(path: &Path, limit: Duration) -> Option<()> {
     None
 }
 
-async fn wait_drained(nats_url: &str, redis_url: &str, limit: Duration) -> bool {
-    let Ok(client) = async_nats::connect(nats_url).await else {
+async fn wait_drained(nats: &NatsServer, redis_url: &str, limit: Duration) -> bool {
+    let Ok(client) = async_nats::ConnectOptions::with_nkey(
+        std::fs::read_to_string(nats.seed_file(Identity::Admin))
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    )
+    .connect(nats.url())
+    .await
+    else {
         return false;
     };
     let js = async_nats::jetstream::new(client);
@@ -347,9 +359,9 @@ async fn wait_drained(nats_url: &str, redis_url: &str, limit: Duration) -> bool 
 }
 
 /// How many times each event id (`Nats-Msg-Id`) and each comment id is in the stream.
-async fn stream_ids(nats_url: &str) -> (HashMap<String, usize>, HashMap<String, usize>) {
+async fn stream_ids(nats: &NatsServer) -> (HashMap<String, usize>, HashMap<String, usize>) {
     let (mut by_event, mut by_comment) = (HashMap::new(), HashMap::new());
-    for (_, payload, id) in sidechain_test_support::stream_messages(nats_url).await {
+    for (_, payload, id) in sidechain_test_support::stream_messages(nats).await {
         if let Some(id) = id {
             *by_event.entry(id).or_insert(0) += 1;
         }
@@ -387,7 +399,7 @@ async fn gorse_feedback(port: u16) -> anyhow::Result<BTreeSet<(String, String, S
 async fn verify(
     writes: &Path,
     windows: &[(String, DateTime<Utc>, DateTime<Utc>, f64)],
-    nats_url: &str,
+    nats: &NatsServer,
     gorse_port: u16,
 ) -> anyhow::Result<ChaosReport> {
     let text = std::fs::read_to_string(writes)?;
@@ -395,7 +407,7 @@ async fn verify(
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let (by_event, by_comment) = stream_ids(nats_url).await;
+    let (by_event, by_comment) = stream_ids(nats).await;
     let feedback = gorse_feedback(gorse_port).await?;
 
     let mut rows: BTreeMap<String, FaultRow> = BTreeMap::new();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sidechain_api_client::{ApiClient, NewPost};
 use sidechain_config::Source;
 use sidechain_infra::service::Running;
-use sidechain_test_support::{GorseDouble, NatsServer, RedisServer};
+use sidechain_test_support::{GorseDouble, Identity, NatsServer, RedisServer};
 use tokio_util::sync::CancellationToken;
 
 /// JWT key of the test system.
@@ -56,7 +56,6 @@ impl System {
         );
         let mut source = Source::default()
             .with("NATS_URL", nats.url())
-            .with("REDIS_URL", redis.url())
             .with("GORSE_URL", gorse.url())
             .with("JWT_SECRET", SECRET)
             .with("PORT", "0")
@@ -70,20 +69,32 @@ impl System {
             source = source.with(*key, *value);
         }
         let shutdown = CancellationToken::new();
+        let as_identity = |identity: Identity| {
+            source
+                .clone()
+                .with(
+                    "NATS_NKEY_FILE",
+                    nats.seed_file(identity).display().to_string(),
+                )
+                .with("REDIS_URL", redis.url_for(identity))
+        };
         let edge = sidechain_edge::start(
-            sidechain_edge::EdgeConfig::from_source(&source).expect("edge config"),
+            sidechain_edge::EdgeConfig::from_source(&as_identity(Identity::Edge))
+                .expect("edge config"),
             shutdown.clone(),
         )
         .await
         .expect("edge starts");
         let feedback = sidechain_feedback::start(
-            sidechain_feedback::Config::from_source(&source).expect("feedback config"),
+            sidechain_feedback::Config::from_source(&as_identity(Identity::Feedback))
+                .expect("feedback config"),
             shutdown.clone(),
         )
         .await
         .expect("feedback starts");
         let cache = sidechain_cache::start(
-            sidechain_cache::Config::from_source(&source).expect("cache config"),
+            sidechain_cache::Config::from_source(&as_identity(Identity::Cache))
+                .expect("cache config"),
             shutdown.clone(),
         )
         .await
@@ -120,7 +131,17 @@ impl System {
     /// Starts one more edge instance (fresh memory, same servers); returns its API.
     pub async fn another_edge(&mut self) -> ApiClient {
         let edge = sidechain_edge::start(
-            sidechain_edge::EdgeConfig::from_source(&self.source).expect("edge config"),
+            sidechain_edge::EdgeConfig::from_source(
+                &self
+                    .source
+                    .clone()
+                    .with(
+                        "NATS_NKEY_FILE",
+                        self.nats.seed_file(Identity::Edge).display().to_string(),
+                    )
+                    .with("REDIS_URL", self.redis.url_for(Identity::Edge)),
+            )
+            .expect("edge config"),
             self.shutdown.clone(),
         )
         .await
@@ -192,7 +213,7 @@ impl System {
     /// Every event in the stream as (subject, event), in order.
     pub async fn events(&self) -> Vec<(String, sidechain_events::events::Event)> {
         use prost::Message as _;
-        sidechain_test_support::stream_messages(&self.nats.url())
+        sidechain_test_support::stream_messages(&self.nats)
             .await
             .into_iter()
             .map(|(subject, payload, _)| {

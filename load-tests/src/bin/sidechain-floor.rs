@@ -61,6 +61,9 @@ enum Floor {
         /// NATS server URL.
         #[arg(long)]
         nats: String,
+        /// NKey seed file to connect with (the project's servers require one).
+        #[arg(long)]
+        nkey_file: Option<std::path::PathBuf>,
         /// Redis URL.
         #[arg(long)]
         redis: String,
@@ -73,7 +76,27 @@ enum Floor {
         /// NATS server URL.
         #[arg(long)]
         nats: String,
+        /// NKey seed file to connect with (the project's servers require one).
+        #[arg(long)]
+        nkey_file: Option<std::path::PathBuf>,
     },
+}
+
+/// A plain connection, with the seed in `nkey_file` if given.
+async fn connect_nats(
+    url: &str,
+    nkey_file: Option<&std::path::Path>,
+) -> anyhow::Result<async_nats::Client> {
+    let options = match nkey_file {
+        Some(path) => async_nats::ConnectOptions::with_nkey(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => async_nats::ConnectOptions::new(),
+    };
+    Ok(options.connect(url).await?)
 }
 
 #[tokio::main]
@@ -100,7 +123,12 @@ async fn run(floor: Floor) -> anyhow::Result<()> {
             );
             serve(port, app).await
         }
-        Floor::Feed { port, nats, redis } => {
+        Floor::Feed {
+            port,
+            nats,
+            nkey_file,
+            redis,
+        } => {
             let redis = redis::Client::open(redis.as_str())
                 .context("redis URL")?
                 .get_connection_manager()
@@ -114,7 +142,7 @@ async fn run(floor: Floor) -> anyhow::Result<()> {
                 .await
                 .context("store the page")?;
             // The responder has its own connection, as the cache service is another process.
-            let responder = async_nats::connect(&nats)
+            let responder = connect_nats(&nats, nkey_file.as_deref())
                 .await
                 .context("connect the responder to NATS")?;
             let mut requests = responder
@@ -136,7 +164,7 @@ async fn run(floor: Floor) -> anyhow::Result<()> {
                     });
                 }
             });
-            let client = async_nats::connect(&nats)
+            let client = connect_nats(&nats, nkey_file.as_deref())
                 .await
                 .context("connect to NATS")?;
             let app = Router::new()
@@ -144,8 +172,12 @@ async fn run(floor: Floor) -> anyhow::Result<()> {
                 .with_state(Arc::new(client));
             serve(port, app).await
         }
-        Floor::Like { port, nats } => {
-            let client = async_nats::connect(&nats)
+        Floor::Like {
+            port,
+            nats,
+            nkey_file,
+        } => {
+            let client = connect_nats(&nats, nkey_file.as_deref())
                 .await
                 .context("connect to NATS")?;
             let js = jetstream::new(client);

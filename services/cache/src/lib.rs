@@ -66,7 +66,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     } = foundation;
     let metrics = CacheMetrics::register(&mut registry);
     let gorse = GorseClient::new(&config.gorse, &mut registry)?;
-    let replicas = config.service.stream.events_replicas;
     let entries = config.cache.cache_memory_entries;
 
     let store = Store::new(redis.clone(), entries, metrics.clone());
@@ -89,7 +88,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     let sessions = Sessions::new(
         redis.clone(),
-        UserStore::new(js.clone(), replicas),
+        UserStore::new(js.clone()),
         config.cache.session_cache_ttl,
         metrics.clone(),
     );
@@ -115,10 +114,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         applying,
     );
     tasks.spawn({
-        let (js, settings, shutdown) =
-            (js.clone(), config.service.stream.clone(), shutdown.clone());
+        let (js, shutdown) = (js.clone(), shutdown.clone());
         async move {
-            if Foundation::ensure_stream(&js, &settings, &stream_ready, &shutdown).await {
+            if Foundation::wait_for_stream(&js, &stream_ready, &shutdown).await {
                 applier.run(shutdown).await;
             }
         }
@@ -130,7 +128,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         applied_tx,
         shutdown.clone(),
     ));
-    tasks.spawn(gorse_status.follow(js, replicas, shutdown.clone()));
+    tasks.spawn(gorse_status.follow(js, shutdown.clone()));
     server::serve(
         nats.clone(),
         Handlers {

@@ -152,7 +152,7 @@ async fn unified_mixes_sources_and_falls_back_to_trending_when_gorse_is_unhealth
     );
 
     // The feedback service reports Gorse unhealthy: recommendations come from trending.
-    let publisher = sidechain_infra::status::GorseStatusPublisher::new(world.js.clone(), 1);
+    let publisher = sidechain_infra::status::GorseStatusPublisher::new(world.js.clone());
     publisher
         .publish(sidechain_events::rpc::GorseStatus {
             healthy: false,

@@ -109,7 +109,7 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
     assert!(!cached, "logout deletes the cached session");
 
     // The edge also writes the revocation into the account; that copy survives a wipe.
-    UserStore::new(world.js.clone(), 1)
+    UserStore::new(world.js.clone())
         .modify(user, |record| {
             revoke_in_record(
                 record,
@@ -145,7 +145,7 @@ async fn ending_every_session_revokes_older_tokens_even_after_a_redis_wipe() {
         issued_at_ms,
     };
     let (old, new) = (token("o", now - 60_000), token("n", now + 1_000));
-    let users = UserStore::new(world.js.clone(), 1);
+    let users = UserStore::new(world.js.clone());
     register(&world, user, "erin").await;
     // Cached as active first, so the check must look past jwt_cache.
     assert_eq!(
@@ -304,7 +304,7 @@ async fn comments_are_listed_oldest_first_and_found_by_id() {
 
 /// Stores an account for `user` in the `users` bucket, as the edge does at registration.
 async fn register(world: &World, user: UserId, username: &str) {
-    UserStore::new(world.js.clone(), 1)
+    UserStore::new(world.js.clone())
         .register(&UserRecord {
             id: user.to_string(),
             username: username.into(),

@@ -43,7 +43,10 @@ fn rate_limiting(c: &mut Criterion) {
     let _context = runtime.enter();
     let server = RedisServer::start();
     let source = Source::default()
-        .with("REDIS_URL", server.url())
+        .with(
+            "REDIS_URL",
+            server.url_for(sidechain_test_support::Identity::Edge),
+        )
         .with("JWT_SECRET", "benchmark-secret-benchmark-secret-!!")
         // Generous quotas: the benchmark measures the check, not the refusals.
         .with("RATE_LIMIT_DEFAULT", "60000000/1m");

@@ -60,8 +60,7 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         ..
     } = foundation;
 
-    let replicas = config.service.stream.events_replicas;
-    let users = UserStore::new(js.clone(), replicas);
+    let users = UserStore::new(js.clone());
     let cache = CacheClient::new(
         nats_client.clone(),
         config.cache_request_timeout,
@@ -83,15 +82,7 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         passwords: Passwords::new(config.auth.password_hash_concurrency)?,
         users,
         sessions: sessions.clone(),
-        events: EventPublisher::new(
-            js.clone(),
-            KeyBindings::new(
-                js.clone(),
-                config.service.stream.events_duplicate_window,
-                replicas,
-            ),
-            &mut registry,
-        ),
+        events: EventPublisher::new(js.clone(), KeyBindings::new(js.clone()), &mut registry),
         cache,
         limiter: limiter.clone(),
         gorse: gorse.clone(),
@@ -113,12 +104,11 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
 
     let background = TaskTracker::new();
     background.spawn({
-        let (js, settings, shutdown) =
-            (js.clone(), config.service.stream.clone(), shutdown.clone());
-        async move { Foundation::ensure_stream(&js, &settings, &stream_ready, &shutdown).await }
+        let (js, shutdown) = (js.clone(), shutdown.clone());
+        async move { Foundation::wait_for_stream(&js, &stream_ready, &shutdown).await }
     });
     background.spawn(sessions.follow_revocations(shutdown.clone()));
-    background.spawn(gorse.follow(js, replicas, shutdown.clone()));
+    background.spawn(gorse.follow(js, shutdown.clone()));
     background.spawn(forget_idle_buckets(limiter, shutdown.clone()));
 
     let app = http::router(state, observe, &config.cors_allowed_origins);

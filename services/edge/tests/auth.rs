@@ -27,7 +27,7 @@ async fn register_answers_the_plugin_shape_and_publishes_one_event() {
     assert_eq!(auth["user"]["email"], "alice@example.com");
     assert!(reply.headers.contains_key("x-request-id"));
 
-    let events = common::stream_events(&backends.nats.url()).await;
+    let events = common::stream_events(&backends.nats).await;
     assert_eq!(common::subjects(&events), vec!["events.user_registered"]);
     assert_eq!(
         events[0].1.actor_user_id,
@@ -65,7 +65,7 @@ async fn usernames_and_emails_are_unique_even_under_concurrent_registration() {
     let first_lost = reply.status == StatusCode::CREATED;
     assert!(taken_by_first || first_lost, "{:?}", reply.body);
 
-    let events = common::stream_events(&backends.nats.url()).await;
+    let events = common::stream_events(&backends.nats).await;
     let registered = events
         .iter()
         .filter(|(s, _)| s == "events.user_registered")
@@ -179,7 +179,7 @@ async fn logout_makes_the_token_useless_on_every_edge_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let events = common::stream_events(&backends.nats.url()).await;
+    let events = common::stream_events(&backends.nats).await;
     assert_eq!(
         common::subjects(&events),
         vec!["events.user_registered", "events.logout"]

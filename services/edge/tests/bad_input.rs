@@ -439,7 +439,7 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
         .expect("sent");
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
 
-    let events = common::stream_events(&backends.nats.url()).await;
+    let events = common::stream_events(&backends.nats).await;
     assert_eq!(
         common::subjects(&events),
         vec!["events.user_registered"],

@@ -246,7 +246,7 @@ async fn a_key_reused_for_another_request_is_refused_and_stores_nothing() {
     .await;
     assert_eq!(bobs.status, StatusCode::OK);
 
-    let events = stream_events(&backends.nats.url()).await;
+    let events = stream_events(&backends.nats).await;
     let follows = subjects(&events)
         .into_iter()
         .filter(|s| *s == "events.follow" || *s == "events.unfollow")
@@ -274,7 +274,7 @@ async fn one_logout_with_a_reused_key_cannot_swallow_another() {
         let me = call(&edge, Method::GET, "/api/v1/auth/me", Some(token), None).await;
         assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     }
-    let events = stream_events(&backends.nats.url()).await;
+    let events = stream_events(&backends.nats).await;
     let logouts = subjects(&events)
         .into_iter()
         .filter(|s| *s == "events.logout")
@@ -557,7 +557,7 @@ async fn signing_out_everywhere_ends_every_token_on_every_edge() {
     )
     .await;
     assert_eq!(me.status, StatusCode::OK);
-    let events = stream_events(&backends.nats.url()).await;
+    let events = stream_events(&backends.nats).await;
     assert!(subjects(&events).contains(&"events.sessions_ended"));
 }
 

@@ -80,7 +80,7 @@ async fn writes_during_a_nats_outage_are_refused_with_503_and_none_is_lost() {
     }
     edge.wait_ready().await;
 
-    let events = common::stream_events(&backends.nats.url()).await;
+    let events = common::stream_events(&backends.nats).await;
     let posts = events
         .iter()
         .filter(|(s, _)| s == "events.post_created")
@@ -103,7 +103,7 @@ async fn a_retry_with_the_same_idempotency_key_is_stored_once() {
     let first = upload().await.expect("stored");
     let second = upload().await.expect("stored again");
     assert_eq!(first.id, second.id, "the retry names the same post");
-    let events = common::stream_events(&backends.nats.url()).await;
+    let events = common::stream_events(&backends.nats).await;
     assert_eq!(
         events
             .iter()

@@ -96,12 +96,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     tasks.spawn({
         let (js, shutdown) = (js.clone(), shutdown.clone());
-        let (stream, consumer_config) = (
-            config.service.stream.clone(),
-            consumer_config(&config.pipeline),
-        );
+        let consumer_config = consumer_config(&config.pipeline);
         async move {
-            if !Foundation::ensure_stream(&js, &stream, &stream_ready, &shutdown).await {
+            if !Foundation::wait_for_stream(&js, &stream_ready, &shutdown).await {
                 return;
             }
             let Ok(consumer) =
@@ -120,7 +117,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     });
     tasks.spawn(health::watch(
         delivery.clone(),
-        GorseStatusPublisher::new(js.clone(), config.service.stream.events_replicas),
+        GorseStatusPublisher::new(js.clone()),
         flush_now.clone(),
         metrics.clone(),
         config.pipeline.gorse_health_interval,

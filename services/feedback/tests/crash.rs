@@ -15,7 +15,20 @@ fn spawn(world: &World) -> ServiceBinary {
         std::path::Path::new(env!("CARGO_BIN_EXE_sidechain-feedback")),
         &[
             ("NATS_URL", world.nats.url()),
-            ("REDIS_URL", world.redis.url()),
+            (
+                "NATS_NKEY_FILE",
+                world
+                    .nats
+                    .seed_file(sidechain_test_support::Identity::Feedback)
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "REDIS_URL",
+                world
+                    .redis
+                    .url_for(sidechain_test_support::Identity::Feedback),
+            ),
             ("GORSE_URL", world.gorse.url()),
             (
                 "METRICS_PORT",

@@ -4,6 +4,7 @@
 fn the_binary_lives_and_dies_like_a_service() {
     sidechain_test_support::lifecycle::run(
         std::path::Path::new(env!("CARGO_BIN_EXE_sidechain-feedback")),
+        sidechain_test_support::Identity::Feedback,
         &[],
     );
 }
@@ -34,6 +35,47 @@ fn a_bad_or_retired_gorse_setting_stops_the_binary_at_start() {
                 && output.contains(var)
                 && output.contains(named),
             "{var}={value}: {output}"
+        );
+    }
+}
+
+/// Credentials the NATS server refuses stop the service at start (exit 1) with a message naming
+/// NATS_NKEY_FILE, instead of retrying forever while reporting not ready.
+#[test]
+fn a_refused_nats_identity_stops_the_binary_at_start() {
+    use sidechain_test_support::{Identity, NatsServer, RedisServer, ServiceBinary};
+    use std::time::Duration;
+
+    let nats = NatsServer::start();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let stranger = dir.path().join("stranger.nk");
+    std::fs::write(&stranger, sidechain_infra::identity::new_user_key().0).expect("seed");
+    for nkey in [None, Some(stranger.display().to_string())] {
+        let mut env = vec![
+            ("NATS_URL", nats.url()),
+            ("REDIS_URL", redis.url_for(Identity::Feedback)),
+            (
+                "METRICS_PORT",
+                sidechain_test_support::free_port().to_string(),
+            ),
+            ("BIND_ADDRESS", "127.0.0.1".to_owned()),
+        ];
+        if let Some(path) = &nkey {
+            env.push(("NATS_NKEY_FILE", path.clone()));
+        }
+        let mut service = ServiceBinary::spawn(
+            std::path::Path::new(env!("CARGO_BIN_EXE_sidechain-feedback")),
+            &env,
+        );
+        let status = service
+            .wait_exit(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("{nkey:?}: still running; {}", service.output()));
+        let output = service.output();
+        assert_eq!(status.code(), Some(1), "{nkey:?}: {output}");
+        assert!(
+            output.contains("NATS_NKEY_FILE") && output.contains("Authorization Violation"),
+            "{nkey:?}: {output}"
         );
     }
 }

@@ -251,7 +251,7 @@ async fn gorse_health_is_published_and_follows_the_double() {
     let service = world.start_service(world.source()).await;
     let status = sidechain_infra::status::GorseStatusView::default();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(status.clone().follow(world.js.clone(), 1, shutdown.clone()));
+    tokio::spawn(status.clone().follow(world.js.clone(), shutdown.clone()));
 
     eventually("healthy published", Duration::from_secs(10), || async {
         status.latest().is_some_and(|s| s.healthy)
@@ -281,7 +281,7 @@ async fn a_wrong_api_key_is_reported_unauthorized_and_feedback_waits_for_the_rig
         .await;
     let status = sidechain_infra::status::GorseStatusView::default();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(status.clone().follow(world.js.clone(), 1, shutdown.clone()));
+    tokio::spawn(status.clone().follow(world.js.clone(), shutdown.clone()));
 
     eventually(
         "unauthorized published",

@@ -27,6 +27,8 @@ pub const CACHE_QUEUE_GROUP: &str = "cache";
 
 /// KV bucket of user accounts (owned by the edge).
 pub const USERS_BUCKET: &str = "users";
+/// KV bucket of Idempotency-Key bindings (owned by the edge; entries live one duplicate window).
+pub const IDEMPOTENCY_BUCKET: &str = "idempotency";
 /// KV bucket of service status published for others (Gorse health, by the feedback service).
 pub const STATUS_BUCKET: &str = "status";
 /// Key of the Gorse health in the status bucket; its subject is `$KV.status.gorse`.

@@ -1,6 +1,9 @@
 //! Connections and plumbing every service needs, in one place:
 //!
 //! - [`http_server`]: serving HTTP with connection caps and header/idle timeouts.
+//! - [`identity`]: the NATS identities (one NKey per service, plus an admin) and what each may
+//!   publish and subscribe to.
+//! - [`provision`]: the admin step that creates the `EVENTS` stream and the KV buckets.
 //! - [`nats`]: connect with reconnects (a service started before NATS waits for it), the
 //!   `EVENTS` stream and KV buckets created or updated idempotently, and event publishing with
 //!   `Nats-Msg-Id` deduplication and trace context.
@@ -13,7 +16,9 @@
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, and the bounded drain.
 
 pub mod http_server;
+pub mod identity;
 pub mod nats;
+pub mod provision;
 pub mod redis;
 pub mod retry;
 pub mod service;

@@ -36,6 +36,11 @@ pub struct NatsConfig {
     /// `NATS_CREDS_FILE`: a `.creds` file (JWT + NKey), as issued by an operator.
     #[serde(default)]
     pub nats_creds_file: Option<PathBuf>,
+    /// `NATS_NKEY_FILE`: the NKey seed file of this service's identity (`<service>.nk`, made by
+    /// `sidechain-nats-admin keys`). The server's configuration lists its public key and what it
+    /// may publish and subscribe to.
+    #[serde(default)]
+    pub nats_nkey_file: Option<PathBuf>,
     /// `NATS_TLS_REQUIRED`: refuse plaintext connections.
     #[serde(default)]
     pub nats_tls_required: bool,
@@ -87,8 +92,27 @@ impl NatsConfig {
                 "must be greater than 0",
             ));
         }
+        if let Some(path) = &config.nats_nkey_file {
+            if config.nats_creds_file.is_some() {
+                return Err(ConfigError::invalid(
+                    "NATS_NKEY_FILE",
+                    "set NATS_NKEY_FILE or NATS_CREDS_FILE, not both",
+                ));
+            }
+            read_seed(path).map_err(|reason| ConfigError::invalid("NATS_NKEY_FILE", reason))?;
+        }
         Ok(config)
     }
+}
+
+/// The seed in an NKey seed file, checked.
+fn read_seed(path: &std::path::Path) -> Result<String, String> {
+    let seed = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let seed = seed.trim().to_owned();
+    crate::identity::public_key_of(&seed)
+        .map_err(|err| format!("{} does not hold an NKey seed: {err}", path.display()))?;
+    Ok(seed)
 }
 
 impl Default for NatsConfig {
@@ -99,6 +123,7 @@ impl Default for NatsConfig {
             nats_password: None,
             nats_token: None,
             nats_creds_file: None,
+            nats_nkey_file: None,
             nats_tls_required: false,
             nats_tls_ca_file: None,
             nats_request_timeout: default_request_timeout(),
@@ -106,26 +131,59 @@ impl Default for NatsConfig {
     }
 }
 
-/// The connection could not even be attempted (bad credentials file).
+/// The connection could not even be attempted (bad credentials file), or the server refused it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// `NATS_CREDS_FILE` is unreadable.
     #[error("cannot read NATS_CREDS_FILE: {0}")]
     Credentials(std::io::Error),
+    /// `NATS_NKEY_FILE` is unreadable or holds no seed.
+    #[error("NATS_NKEY_FILE: {0}")]
+    NkeyFile(String),
+    /// The server answered "Authorization Violation": no credentials, or ones it does not know.
+    #[error(
+        "NATS refused the connection (Authorization Violation): set NATS_NKEY_FILE to this \
+         service's seed file, one whose public key is in the server's configuration"
+    )]
+    Refused,
     /// The client refused the options.
     #[error("cannot connect to NATS: {0}")]
     Client(#[from] async_nats::ConnectError),
 }
 
-/// Connects as `service`. Returns at once; the connection is made (and remade) in the
-/// background with capped exponential backoff.
+/// How the first connection attempt went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstAttempt {
+    Pending,
+    Connected,
+    Unreachable,
+    Refused,
+}
+
+/// How long [`connect`] waits for the first attempt's outcome before returning anyway.
+const FIRST_ATTEMPT_WAIT: Duration = Duration::from_secs(3);
+
+/// Connects as `service` (a service name is also its [`Identity`](crate::identity::Identity):
+/// its replies then come on its own inbox prefix). The connection is made (and remade) in the
+/// background with capped exponential backoff, so this returns as soon as the first attempt
+/// either worked or found no server; when the server refuses the credentials it fails with
+/// [`ConnectError::Refused`] instead of retrying forever.
 pub async fn connect(service: &str, config: &NatsConfig) -> Result<Client, ConnectError> {
-    let options = match &config.nats_creds_file {
-        Some(path) => ConnectOptions::with_credentials_file(path)
+    let options = match (&config.nats_creds_file, &config.nats_nkey_file) {
+        (Some(path), _) => ConnectOptions::with_credentials_file(path)
             .await
             .map_err(ConnectError::Credentials)?,
-        None => ConnectOptions::new(),
+        (None, Some(path)) => {
+            ConnectOptions::with_nkey(read_seed(path).map_err(ConnectError::NkeyFile)?)
+        }
+        (None, None) => ConnectOptions::new(),
     };
+    let options = match crate::identity::Identity::of_service(service) {
+        Some(identity) => options.custom_inbox_prefix(identity.inbox_prefix()),
+        None => options,
+    };
+    let (first_tx, mut first_rx) = tokio::sync::watch::channel(FirstAttempt::Pending);
+    let first_tx = std::sync::Arc::new(first_tx);
     let mut options = options
         .name(service)
         .retry_on_initial_connect()
@@ -137,9 +195,35 @@ pub async fn connect(service: &str, config: &NatsConfig) -> Result<Client, Conne
             let exponent = u32::try_from(attempt.min(6)).unwrap_or(6);
             Duration::from_millis(50 * 2u64.pow(exponent)).min(Duration::from_secs(2))
         })
-        .event_callback(|event| async move {
+        .event_callback(move |event| {
+            let first_tx = first_tx.clone();
+            async move {
+            let outcome = match &event {
+                async_nats::Event::Connected => FirstAttempt::Connected,
+                async_nats::Event::ClientError(async_nats::ClientError::Other(reason))
+                    if reason.contains("authorization violation") =>
+                {
+                    FirstAttempt::Refused
+                }
+                async_nats::Event::ClientError(_) => FirstAttempt::Unreachable,
+                _ => FirstAttempt::Pending,
+            };
+            first_tx.send_if_modified(|state| {
+                let first = *state == FirstAttempt::Pending && outcome != FirstAttempt::Pending;
+                if first {
+                    *state = outcome;
+                }
+                first
+            });
             match event {
                 async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::ClientError(async_nats::ClientError::Other(reason))
+                    if reason.contains("authorization violation") =>
+                {
+                    tracing::error!(
+                        "NATS refused the credentials (Authorization Violation); check NATS_NKEY_FILE"
+                    )
+                }
                 async_nats::Event::Disconnected => {
                     tracing::warn!("NATS disconnected; reconnecting")
                 }
@@ -147,6 +231,7 @@ pub async fn connect(service: &str, config: &NatsConfig) -> Result<Client, Conne
                     tracing::warn!("NATS server entering lame duck mode")
                 }
                 other => tracing::warn!(event = %other, "NATS client event"),
+            }
             }
         });
     if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
@@ -166,7 +251,19 @@ pub async fn connect(service: &str, config: &NatsConfig) -> Result<Client, Conne
         .split(',')
         .filter_map(|u| u.trim().parse().ok())
         .collect();
-    Ok(options.connect(urls).await?)
+    let client = options.connect(urls).await?;
+    let first = tokio::time::timeout(
+        FIRST_ATTEMPT_WAIT,
+        first_rx.wait_for(|state| *state != FirstAttempt::Pending),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(|state| *state);
+    if first == Some(FirstAttempt::Refused) {
+        return Err(ConnectError::Refused);
+    }
+    Ok(client)
 }
 
 /// Whether the client currently has a live connection.
@@ -289,7 +386,23 @@ pub async fn ensure_events_stream(
     Ok(js.create_or_update_stream(config.stream_config()).await?)
 }
 
-/// Opens a KV bucket, creating it with `config` if it does not exist yet.
+/// Opens the KV bucket `name`, which provisioning created (services may not create buckets).
+pub async fn open_kv_bucket(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<kv::Store, async_nats::Error> {
+    js.get_key_value(name).await.map_err(|err| {
+        if err.kind() == jetstream::context::KeyValueErrorKind::GetBucket {
+            format!("KV bucket {name} not found (run `sidechain-nats-admin provision`): {err}")
+                .into()
+        } else {
+            err.into()
+        }
+    })
+}
+
+/// Opens a KV bucket, creating it with `config` if it does not exist yet (provisioning, as the
+/// admin identity).
 pub async fn ensure_kv_bucket(
     js: &jetstream::Context,
     config: kv::Config,

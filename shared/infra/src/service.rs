@@ -298,7 +298,7 @@ where
 /// and readiness checks for all three (`nats`, `redis`, `events_stream`).
 ///
 /// Nothing here waits for a server: NATS connects in the background, Redis on first use, and
-/// the `EVENTS` stream is ensured by [`Foundation::ensure_stream`] with retries, so a service
+/// the `EVENTS` stream is looked up by [`Foundation::wait_for_stream`] with retries, so a service
 /// started before its dependencies serves health (not ready) and becomes ready when they appear.
 #[derive(Debug)]
 pub struct Foundation {
@@ -349,17 +349,24 @@ impl Foundation {
         })
     }
 
-    /// Creates or updates the `EVENTS` stream, retrying until NATS answers; readiness reports
-    /// `events_stream` down until then. Returns `false` if shutdown came first.
-    pub async fn ensure_stream(
+    /// Waits until the `EVENTS` stream exists (provisioning creates it; services may not),
+    /// retrying until NATS answers; readiness reports `events_stream` down until then. Returns
+    /// `false` if shutdown came first.
+    pub async fn wait_for_stream(
         jetstream: &async_nats::jetstream::Context,
-        settings: &crate::nats::StreamConfig,
         ready: &std::sync::atomic::AtomicBool,
         shutdown: &tokio_util::sync::CancellationToken,
     ) -> bool {
-        let done = crate::retry::until_ok("create the EVENTS stream", shutdown, || {
-            crate::nats::ensure_events_stream(jetstream, settings)
-        })
+        let done = crate::retry::until_ok(
+            "find the EVENTS stream (created by `sidechain-nats-admin provision`)",
+            shutdown,
+            || async {
+                jetstream
+                    .get_stream(sidechain_events::subjects::EVENTS_STREAM)
+                    .await
+                    .map(|_| ())
+            },
+        )
         .await
         .is_ok();
         if done {
@@ -369,7 +376,7 @@ impl Foundation {
         done
     }
 
-    /// The flag [`Foundation::ensure_stream`] sets.
+    /// The flag [`Foundation::wait_for_stream`] sets.
     pub fn stream_ready(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         self.stream_ready.clone()
     }

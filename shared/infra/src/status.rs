@@ -10,7 +10,7 @@ use sidechain_events::rpc::GorseStatus;
 use sidechain_events::subjects::{GORSE_STATUS_KEY, STATUS_BUCKET};
 use tokio_util::sync::CancellationToken;
 
-/// The status bucket's configuration (created by whichever service starts first).
+/// The status bucket's configuration (created by provisioning).
 pub fn bucket_config(replicas: usize) -> kv::Config {
     kv::Config {
         bucket: STATUS_BUCKET.to_owned(),
@@ -40,17 +40,11 @@ impl GorseStatusView {
         }
     }
 
-    /// Follows the key until shutdown, opening the bucket (`replicas` copies when creating it)
-    /// and re-watching after NATS outages.
-    pub async fn follow(
-        self,
-        js: jetstream::Context,
-        replicas: usize,
-        shutdown: CancellationToken,
-    ) {
+    /// Follows the key until shutdown, opening the bucket and re-watching after NATS outages.
+    pub async fn follow(self, js: jetstream::Context, shutdown: CancellationToken) {
         let js = &js;
         let open = move || async move {
-            let bucket = crate::nats::ensure_kv_bucket(js, bucket_config(replicas))
+            let bucket = crate::nats::open_kv_bucket(js, STATUS_BUCKET)
                 .await
                 .map_err(|e| e.to_string())?;
             let watch = bucket
@@ -87,16 +81,14 @@ impl GorseStatusView {
 #[derive(Debug, Clone)]
 pub struct GorseStatusPublisher {
     js: jetstream::Context,
-    replicas: usize,
     bucket: Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
 impl GorseStatusPublisher {
-    /// A publisher into the bucket of `js` (created with `replicas` copies if missing).
-    pub fn new(js: jetstream::Context, replicas: usize) -> Self {
+    /// A publisher into the bucket of `js` (created by provisioning).
+    pub fn new(js: jetstream::Context) -> Self {
         Self {
             js,
-            replicas,
             bucket: Arc::default(),
         }
     }
@@ -105,9 +97,7 @@ impl GorseStatusPublisher {
     pub async fn publish(&self, status: GorseStatus) -> Result<(), async_nats::Error> {
         let bucket = self
             .bucket
-            .get_or_try_init(|| {
-                crate::nats::ensure_kv_bucket(&self.js, bucket_config(self.replicas))
-            })
+            .get_or_try_init(|| crate::nats::open_kv_bucket(&self.js, STATUS_BUCKET))
             .await?;
         bucket
             .put(GORSE_STATUS_KEY, status.encode_to_vec().into())

@@ -54,12 +54,11 @@ pub fn bucket_config(replicas: usize) -> kv::Config {
     }
 }
 
-/// Reads and writes accounts. The bucket is opened (or created) on first use and reopened
+/// Reads and writes accounts. The bucket (created by provisioning) is opened on first use and reopened
 /// after a failure, so a store made before NATS is reachable starts working when it is.
 #[derive(Debug, Clone)]
 pub struct UserStore {
     js: jetstream::Context,
-    replicas: usize,
     bucket: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
@@ -90,11 +89,10 @@ fn store_error(err: impl std::fmt::Display) -> StoreError {
 }
 
 impl UserStore {
-    /// A store in the `users` bucket of `js` (`replicas` copies when it has to be created).
-    pub fn new(js: jetstream::Context, replicas: usize) -> Self {
+    /// A store in the `users` bucket of `js` (created by provisioning).
+    pub fn new(js: jetstream::Context) -> Self {
         Self {
             js,
-            replicas,
             bucket: std::sync::Arc::default(),
         }
     }
@@ -102,7 +100,7 @@ impl UserStore {
     async fn kv(&self) -> Result<&kv::Store, StoreError> {
         self.bucket
             .get_or_try_init(|| async {
-                crate::nats::ensure_kv_bucket(&self.js, bucket_config(self.replicas))
+                crate::nats::open_kv_bucket(&self.js, USERS_BUCKET)
                     .await
                     .map_err(store_error)
             })

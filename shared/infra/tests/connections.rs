@@ -8,10 +8,10 @@ use sidechain_events::events::{Like, event::Payload};
 use sidechain_events::{EventId, NewEvent, PostId, UserId};
 use sidechain_infra::nats::{self, NatsConfig, StreamConfig};
 use sidechain_infra::redis::{self as infra_redis, RedisConfig};
-use sidechain_test_support::{NatsServer, RedisServer};
+use sidechain_test_support::{Identity, NatsServer, RedisServer};
 
-fn nats_config(server: &NatsServer) -> NatsConfig {
-    NatsConfig::from_source(&Source::default().with("NATS_URL", server.url())).expect("config")
+fn nats_config(server: &NatsServer, identity: Identity) -> NatsConfig {
+    NatsConfig::from_source(&server.source(identity)).expect("config")
 }
 
 async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
@@ -40,18 +40,23 @@ fn like() -> NewEvent {
 #[tokio::test]
 async fn the_stream_is_created_idempotently_and_duplicates_are_stored_once() {
     let server = NatsServer::start();
-    let config = nats_config(&server);
-    let client = nats::connect("test", &config).await.expect("connect");
+    let admin_config = nats_config(&server, Identity::Admin);
+    let admin = nats::connect("admin", &admin_config)
+        .await
+        .expect("connect");
+    let admin_js = nats::jetstream(admin, &admin_config);
+    let settings = StreamConfig::default();
+    nats::ensure_events_stream(&admin_js, &settings)
+        .await
+        .expect("provisioning created it; a second run is a no-op");
+    nats::ensure_events_stream(&admin_js, &settings)
+        .await
+        .expect("and a third");
+
+    let config = nats_config(&server, Identity::Edge);
+    let client = nats::connect("edge", &config).await.expect("connect");
     wait_for("connection", || nats::is_connected(&client)).await;
     let js = nats::jetstream(client, &config);
-
-    let settings = StreamConfig::default();
-    nats::ensure_events_stream(&js, &settings)
-        .await
-        .expect("create");
-    nats::ensure_events_stream(&js, &settings)
-        .await
-        .expect("second run is a no-op");
 
     let event = like();
     let first = nats::publish_event(&js, &event).await.expect("stored");
@@ -70,8 +75,8 @@ async fn the_stream_is_created_idempotently_and_duplicates_are_stored_once() {
 async fn a_client_started_before_nats_connects_when_it_appears_and_after_a_crash() {
     let mut server = NatsServer::start();
     server.kill();
-    let config = nats_config(&server);
-    let client = nats::connect("test", &config)
+    let config = nats_config(&server, Identity::Admin);
+    let client = nats::connect("admin", &config)
         .await
         .expect("connect returns at once");
     assert!(!nats::is_connected(&client));

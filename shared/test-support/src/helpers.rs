@@ -91,9 +91,11 @@ pub async fn register(
 }
 
 /// Every message of the `EVENTS` stream as (subject, payload, `Nats-Msg-Id`), in order.
-pub async fn stream_messages(nats_url: &str) -> Vec<(String, bytes::Bytes, Option<String>)> {
+pub async fn stream_messages(
+    nats: &crate::NatsServer,
+) -> Vec<(String, bytes::Bytes, Option<String>)> {
     use futures::StreamExt as _;
-    let client = async_nats::connect(nats_url).await.expect("connect");
+    let client = nats.connect(crate::Identity::Admin).await;
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream("EVENTS").await.expect("stream");
     let count = stream.info().await.expect("info").state.messages;

@@ -24,6 +24,7 @@ pub use helpers::{Reply, eventually, metric, metric_sum, register, send, stream_
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::free_port;
 pub use servers::{NatsServer, RedisServer};
+pub use sidechain_infra::identity::Identity;
 
 /// Installs a log subscriber that writes through the test harness's capture (shown for failing
 /// tests only). Safe to call from every test; only the first call installs it.

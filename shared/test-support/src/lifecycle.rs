@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::{NatsServer, RedisServer, ServiceBinary, free_port};
+use crate::{Identity, NatsServer, RedisServer, ServiceBinary, free_port};
 
 /// A minimal HTTP/1.1 GET (no client library needed): status code and body.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -43,16 +43,17 @@ fn wait_for_status(port: u16, path: &str, want: u16, what: &str, service: &Servi
     }
 }
 
-/// Runs the whole scenario against `binary`, with `extra_env` added to the usual settings.
-pub fn run(binary: &Path, extra_env: &[(&str, String)]) {
+/// Runs the whole scenario against `binary` connecting as `identity`, with `extra_env` added to
+/// the usual settings.
+pub fn run(binary: &Path, identity: Identity, extra_env: &[(&str, String)]) {
     let mut nats = NatsServer::start();
     let mut redis = RedisServer::start();
     let logs = tempfile::tempdir().expect("log dir");
     let log_file = logs.path().join("service.log");
     let metrics_port = free_port();
-    let mut env = vec![
-        ("NATS_URL", nats.url()),
-        ("REDIS_URL", redis.url()),
+    let mut env = nats.env(identity);
+    env.extend([
+        ("REDIS_URL", redis.url_for(identity)),
         ("METRICS_PORT", metrics_port.to_string()),
         ("BIND_ADDRESS", "127.0.0.1".to_owned()),
         ("LOG_LEVEL", "debug".to_owned()),
@@ -60,7 +61,7 @@ pub fn run(binary: &Path, extra_env: &[(&str, String)]) {
         ("LOG_FILE_MAX_BYTES", "300".to_owned()),
         ("LOG_FILE_MAX_FILES", "3".to_owned()),
         ("SHUTDOWN_TIMEOUT", "10s".to_owned()),
-    ];
+    ]);
     env.extend(extra_env.iter().cloned());
     let mut service = ServiceBinary::spawn(binary, &env);
 

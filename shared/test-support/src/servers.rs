@@ -1,7 +1,10 @@
 //! Real NATS (JetStream) and Redis servers for tests.
 
+use std::path::PathBuf;
 use std::process::Command;
 
+use sidechain_config::Source;
+use sidechain_infra::identity::{self, Identity};
 use tempfile::TempDir;
 
 use crate::process::{ServerProcess, find_binary, free_port};
@@ -9,7 +12,13 @@ use crate::process::{ServerProcess, find_binary, free_port};
 /// How many times to try a fresh port if another process grabbed ours between probe and bind.
 const START_ATTEMPTS: usize = 5;
 
-/// A `nats-server -js` process with its own store directory.
+/// A `nats-server -js` process with its own store directory, secured as in production: one
+/// NKey identity per service plus an admin, each with its subject allow-lists
+/// ([`sidechain_infra::identity`]), and the `EVENTS` stream and KV buckets provisioned by the
+/// admin. Hand a service its identity with [`NatsServer::source`] or [`NatsServer::env`].
+///
+/// Set `NATS_TEST_LOG_DIR` to keep each server's log (permission violations are logged there
+/// as "Permissions Violation") in that directory.
 #[derive(Debug)]
 pub struct NatsServer {
     process: ServerProcess,
@@ -17,21 +26,90 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a server on a free port. Panics with install advice if `nats-server` is missing.
+    /// Starts a server on a free port and provisions it. Panics with install advice if
+    /// `nats-server` is missing.
     pub fn start() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sidechain-nats-")
             .tempdir()
             .expect("temp dir");
+        identity::write_keys(&dir.path().join("keys")).expect("NKey seeds");
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
             match Self::spawn(&dir, port) {
-                Ok(process) => return Self { process, dir },
+                Ok(process) => {
+                    let server = Self { process, dir };
+                    server.provision();
+                    return server;
+                }
                 Err(err) => last_error = Some(err),
             }
         }
         panic!("nats-server would not start: {last_error:?}");
+    }
+
+    /// Creates the stream and buckets as the admin, on a thread of its own so this works both
+    /// inside and outside a Tokio runtime.
+    fn provision(&self) {
+        let source = self.source(Identity::Admin);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let nats =
+                    sidechain_infra::nats::NatsConfig::from_source(&source).expect("admin config");
+                let client = sidechain_infra::nats::connect("admin", &nats)
+                    .await
+                    .expect("admin connects");
+                let js = sidechain_infra::nats::jetstream(client, &nats);
+                sidechain_infra::provision::provision(
+                    &js,
+                    &sidechain_infra::nats::StreamConfig::default(),
+                )
+                .await
+                .expect("provisioning");
+            });
+        })
+        .join()
+        .expect("provisioning thread");
+    }
+
+    /// The seed file of `identity` on this server.
+    pub fn seed_file(&self, identity: Identity) -> PathBuf {
+        identity::seed_path(&self.dir.path().join("keys"), identity)
+    }
+
+    /// `NATS_URL` and `NATS_NKEY_FILE` for a service (or a tool) connecting as `identity`.
+    pub fn env(&self, identity: Identity) -> Vec<(&'static str, String)> {
+        vec![
+            ("NATS_URL", self.url()),
+            (
+                "NATS_NKEY_FILE",
+                self.seed_file(identity).display().to_string(),
+            ),
+        ]
+    }
+
+    /// A configuration source with [`NatsServer::env`] for `identity`.
+    pub fn source(&self, identity: Identity) -> Source {
+        self.env(identity)
+            .into_iter()
+            .fold(Source::default(), |source, (key, value)| {
+                source.with(key, value)
+            })
+    }
+
+    /// A plain client connected as `identity` (replies on its own inbox prefix).
+    pub async fn connect(&self, identity: Identity) -> async_nats::Client {
+        let seed = std::fs::read_to_string(self.seed_file(identity)).expect("seed");
+        async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+            .custom_inbox_prefix(identity.inbox_prefix())
+            .connect(self.url())
+            .await
+            .expect("connect to the test NATS server")
     }
 
     fn spawn(dir: &TempDir, port: u16) -> std::io::Result<ServerProcess> {
@@ -42,11 +120,17 @@ impl NatsServer {
         );
         let mut command = Command::new(binary);
         command
+            .arg("-c")
+            .arg(dir.path().join("keys").join("auth.conf"))
             .arg("-js")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .arg("-sd")
             .arg(dir.path().join("jetstream"));
-        ServerProcess::spawn(command, port, &dir.path().join("nats.log"))
+        let log = match std::env::var_os("NATS_TEST_LOG_DIR") {
+            Some(logs) => PathBuf::from(logs).join(format!("nats-{port}.log")),
+            None => dir.path().join("nats.log"),
+        };
+        ServerProcess::spawn(command, port, &log)
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -71,6 +155,11 @@ impl NatsServer {
 
 /// A `redis-server` process: by default keeping nothing on disk; [`RedisServer::start_durable`]
 /// keeps an append-only file, as production Redis does for the dead-letter list.
+///
+/// Secured as in production: the default user is off and each identity has its own user,
+/// password and command/key rules ([`sidechain_infra::identity::Identity::redis_rules`]).
+/// [`RedisServer::url`] is the admin's URL (for tests inspecting Redis);
+/// [`RedisServer::url_for`] is a service's.
 #[derive(Debug)]
 pub struct RedisServer {
     process: ServerProcess,
@@ -95,6 +184,7 @@ impl RedisServer {
             .prefix("sidechain-redis-")
             .tempdir()
             .expect("temp dir");
+        identity::write_redis_acl(&dir.path().join("acl")).expect("Redis ACL");
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
@@ -125,14 +215,42 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", if durable { "yes" } else { "no" }])
             .args(["--appendfsync", "always"])
+            .arg("--aclfile")
+            .arg(dir.path().join("acl").join("users.acl"))
             .arg("--dir")
             .arg(dir.path());
         ServerProcess::spawn(command, port, &dir.path().join("redis.log"))
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// The admin's URL, `redis://admin:<password>@127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.process.port)
+        self.url_for(Identity::Admin)
+    }
+
+    /// The URL of `identity`, `redis://<name>:<password>@127.0.0.1:<port>`.
+    pub fn url_for(&self, identity: Identity) -> String {
+        format!(
+            "redis://{}:{}@127.0.0.1:{}",
+            identity.name(),
+            self.password(identity),
+            self.process.port
+        )
+    }
+
+    /// The Redis password of `identity` (its user name is `identity.name()`).
+    pub fn password(&self, identity: Identity) -> String {
+        std::fs::read_to_string(identity::redis_password_path(
+            &self.dir.path().join("acl"),
+            identity,
+        ))
+        .expect("Redis password")
+        .trim()
+        .to_owned()
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.process.port
     }
 
     /// Kills the server with SIGKILL. Unless durable, its data is gone.

@@ -49,9 +49,13 @@ where
 
 /// Redis `PING` with `redis-benchmark -t ping -c 1` (the tool of DESIGN.md's floor), if
 /// installed.
-pub(crate) async fn redis_benchmark(port: u16, count: u32) -> anyhow::Result<Option<RoundTrip>> {
+pub(crate) async fn redis_benchmark(
+    (port, user, password): &(u16, &str, String),
+    count: u32,
+) -> anyhow::Result<Option<RoundTrip>> {
     let output = match tokio::process::Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--user", user, "-a", password])
         .args(["-t", "ping", "-c", "1", "-n", &count.to_string(), "--csv"])
         .kill_on_drop(true)
         .output()
@@ -115,10 +119,11 @@ pub(crate) async fn redis_client_ping(url: &str, count: u32) -> anyhow::Result<R
 }
 
 /// NATS request/reply: a responder on its own connection, requests one after another.
-pub(crate) async fn nats_request_reply(url: &str, count: u32) -> anyhow::Result<RoundTrip> {
-    let responder = async_nats::connect(url)
-        .await
-        .context("connect the responder")?;
+pub(crate) async fn nats_request_reply(
+    nats: &sidechain_test_support::NatsServer,
+    count: u32,
+) -> anyhow::Result<RoundTrip> {
+    let responder = nats.connect(sidechain_test_support::Identity::Admin).await;
     let mut requests = responder
         .subscribe("bench.floor.rr")
         .await
@@ -131,7 +136,7 @@ pub(crate) async fn nats_request_reply(url: &str, count: u32) -> anyhow::Result<
             }
         }
     });
-    let client = async_nats::connect(url).await.context("connect")?;
+    let client = nats.connect(sidechain_test_support::Identity::Admin).await;
     let payload = bytes::Bytes::from_static(b"{\"viewer\":\"bench\",\"limit\":20}");
     let measured = sequential(count, || {
         let (client, payload) = (client.clone(), payload.clone());
@@ -177,10 +182,19 @@ pub(crate) async fn start(
     http: &reqwest::Client,
     program: Program,
     port: u16,
-    nats: &str,
+    nats: &sidechain_test_support::NatsServer,
     redis: &str,
     logs: &Path,
 ) -> anyhow::Result<FloorProcess> {
+    // The floor programs connect as the admin: no allow-lists to check, as on a bare server.
+    let nkey = [
+        "--nkey-file".to_owned(),
+        nats.seed_file(sidechain_test_support::Identity::Admin)
+            .display()
+            .to_string(),
+    ];
+    let nats = nats.url();
+    let nats = nats.as_str();
     let port_arg = ["--port".to_owned(), port.to_string()];
     let (name, path, args): (&str, &str, Vec<String>) = match program {
         Program::Hello => ("hello", "/hello", vec![]),
@@ -190,11 +204,22 @@ pub(crate) async fn start(
             vec![
                 "--nats".to_owned(),
                 nats.to_owned(),
+                nkey[0].clone(),
+                nkey[1].clone(),
                 "--redis".to_owned(),
                 redis.to_owned(),
             ],
         ),
-        Program::Like => ("like", "/like", vec!["--nats".to_owned(), nats.to_owned()]),
+        Program::Like => (
+            "like",
+            "/like",
+            vec![
+                "--nats".to_owned(),
+                nats.to_owned(),
+                nkey[0].clone(),
+                nkey[1].clone(),
+            ],
+        ),
     };
     let mut full = vec![name.to_owned()];
     full.extend(port_arg);

@@ -268,7 +268,6 @@ impl Stack {
         );
         let common = vec![
             ("NATS_URL", nats.url()),
-            ("REDIS_URL", redis.url()),
             ("GORSE_URL", format!("http://127.0.0.1:{double_port}")),
             ("JWT_SECRET", secret),
             ("BIND_ADDRESS", "127.0.0.1".to_owned()),
@@ -285,6 +284,16 @@ impl Stack {
         let service = |kind: Kind, binary: &Path, extra: Vec<(&'static str, String)>| {
             let metrics_port = free_port();
             let mut env = common.clone();
+            let identity = match kind {
+                Kind::Edge => sidechain_test_support::Identity::Edge,
+                Kind::Feedback => sidechain_test_support::Identity::Feedback,
+                Kind::Cache => sidechain_test_support::Identity::Cache,
+            };
+            env.push((
+                "NATS_NKEY_FILE",
+                nats.seed_file(identity).display().to_string(),
+            ));
+            env.push(("REDIS_URL", redis.url_for(identity)));
             env.push(("METRICS_PORT", metrics_port.to_string()));
             env.extend(extra);
             Service {
@@ -297,9 +306,7 @@ impl Stack {
                 starts: 0,
             }
         };
-        let client = async_nats::connect(nats.url())
-            .await
-            .context("connect the bench to NATS")?;
+        let client = nats.connect(sidechain_test_support::Identity::Admin).await;
         let mut stack = Self {
             edge: service(
                 Kind::Edge,

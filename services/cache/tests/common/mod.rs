@@ -31,7 +31,7 @@ impl World {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let nats_server = NatsServer::start();
         let config =
-            NatsConfig::from_source(&Source::default().with("NATS_URL", nats_server.url()))
+            NatsConfig::from_source(&nats_server.source(sidechain_test_support::Identity::Admin))
                 .expect("nats config");
         let client = nats::connect("test", &config).await.expect("connect");
         let js = nats::jetstream(client.clone(), &config);
@@ -48,9 +48,12 @@ impl World {
     }
 
     pub fn source(&self) -> Source {
-        Source::default()
-            .with("NATS_URL", self.nats.url())
-            .with("REDIS_URL", self.redis.url())
+        self.nats
+            .source(sidechain_test_support::Identity::Cache)
+            .with(
+                "REDIS_URL",
+                self.redis.url_for(sidechain_test_support::Identity::Cache),
+            )
             .with("GORSE_URL", self.gorse.url())
             .with("METRICS_PORT", "0")
             .with("BIND_ADDRESS", "127.0.0.1")

@@ -9,7 +9,6 @@
 //! window), and a later use with another fingerprint is [`BindError::Reused`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
@@ -99,32 +98,21 @@ pub enum BindError {
 }
 
 /// The KV bucket that remembers which request each key was first used with.
-pub const BUCKET: &str = "idempotency";
+pub const BUCKET: &str = sidechain_events::subjects::IDEMPOTENCY_BUCKET;
 
 /// Binds keys to requests in the `idempotency` bucket, opened (or created) on first use.
 #[derive(Debug, Clone)]
 pub struct KeyBindings {
     js: jetstream::Context,
-    config: kv::Config,
     bucket: Arc<OnceCell<kv::Store>>,
 }
 
 impl KeyBindings {
-    /// Bindings in `js`, kept for `window` (the stream's duplicate window), `replicas` copies.
-    pub fn new(js: jetstream::Context, window: Duration, replicas: usize) -> Self {
-        let config = kv::Config {
-            bucket: BUCKET.to_owned(),
-            description: "Idempotency-Key → fingerprint of its first request (owned by the edge)"
-                .to_owned(),
-            history: 1,
-            max_age: window,
-            storage: jetstream::stream::StorageType::File,
-            num_replicas: replicas,
-            ..Default::default()
-        };
+    /// Bindings in the bucket of `js` (created by provisioning, entries kept for the stream's
+    /// duplicate window).
+    pub fn new(js: jetstream::Context) -> Self {
         Self {
             js,
-            config,
             bucket: Arc::default(),
         }
     }
@@ -145,9 +133,7 @@ impl KeyBindings {
         let unavailable = |err: &dyn std::fmt::Display| BindError::Unavailable(err.to_string());
         let kv = self
             .bucket
-            .get_or_try_init(|| {
-                sidechain_infra::nats::ensure_kv_bucket(&self.js, self.config.clone())
-            })
+            .get_or_try_init(|| sidechain_infra::nats::open_kv_bucket(&self.js, BUCKET))
             .await
             .map_err(|err| unavailable(&err))?;
         match kv.create(&entry, fingerprint.clone()).await {

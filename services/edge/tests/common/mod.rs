@@ -32,9 +32,12 @@ impl Backends {
     }
 
     pub fn source(&self) -> Source {
-        Source::default()
-            .with("NATS_URL", self.nats.url())
-            .with("REDIS_URL", self.redis.url())
+        self.nats
+            .source(sidechain_test_support::Identity::Edge)
+            .with(
+                "REDIS_URL",
+                self.redis.url_for(sidechain_test_support::Identity::Edge),
+            )
             .with("JWT_SECRET", SECRET)
             .with("PORT", "0")
             .with("METRICS_PORT", "0")
@@ -133,9 +136,9 @@ pub struct TestUser {
 }
 
 /// Every event in the stream, as (subject, decoded event), in stream order.
-pub async fn stream_events(nats_url: &str) -> Vec<(String, sidechain_events::events::Event)> {
+pub async fn stream_events(nats: &NatsServer) -> Vec<(String, sidechain_events::events::Event)> {
     use prost::Message as _;
-    sidechain_test_support::stream_messages(nats_url)
+    sidechain_test_support::stream_messages(nats)
         .await
         .into_iter()
         .map(|(subject, payload, _)| {

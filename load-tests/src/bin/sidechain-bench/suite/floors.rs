@@ -3,7 +3,7 @@
 
 use sidechain_test_support::free_port;
 
-use super::{Suite, port_of};
+use super::Suite;
 use crate::floors;
 use crate::report::Verdict;
 use crate::stack::Stack;
@@ -14,9 +14,14 @@ impl Suite {
         self.report()
             .section("Floors: minimal programs on the same stack, measured in this run");
         let n = self.settings.round_trips;
-        let redis_port = port_of(&stack.redis.url())?;
+        let admin = sidechain_test_support::Identity::Admin;
+        let redis_login = (
+            stack.redis.port(),
+            admin.name(),
+            stack.redis.password(admin),
+        );
         eprintln!("floors: Redis PING, NATS request/reply ({n} sequential each)");
-        if let Some(ping) = floors::redis_benchmark(redis_port, n).await? {
+        if let Some(ping) = floors::redis_benchmark(&redis_login, n).await? {
             self.report().row(
                 "Redis PING round trip (redis-benchmark -t ping -c 1)",
                 "59 µs avg, ≈ 105 µs p99 (seed floor)",
@@ -47,7 +52,7 @@ impl Suite {
         );
         self.report().detail("floor: redis-rs ping", &ping);
         self.floors.redis_client_ping = Some(ping);
-        let rr = floors::nats_request_reply(&stack.nats.url(), n).await?;
+        let rr = floors::nats_request_reply(&stack.nats, n).await?;
         self.report().row(
             "NATS request/reply round trip (sequential)",
             "175 µs p50 (seed floor)",
@@ -62,7 +67,7 @@ impl Suite {
         self.report().detail("floor: nats request/reply", &rr);
 
         let logs = self.out.join("logs");
-        let (nats, redis) = (stack.nats.url(), stack.redis.url());
+        let redis = stack.redis.url();
         let mut measured = Vec::new();
         for (program, label, seed, seed_rps) in [
             (
@@ -90,7 +95,7 @@ impl Suite {
                 &self.http,
                 program,
                 free_port(),
-                &nats,
+                &stack.nats,
                 &redis,
                 &logs,
             )

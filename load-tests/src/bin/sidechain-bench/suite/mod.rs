@@ -359,14 +359,6 @@ async fn wait_for_metric(
     }
 }
 
-/// The port of `scheme://host:port`.
-fn port_of(url: &str) -> anyhow::Result<u16> {
-    url.rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .with_context(|| format!("no port in {url}"))
-}
-
 /// `12.3 MB`.
 fn mb(bytes: f64) -> String {
     format!("{:.1} MB", bytes / 1e6)
