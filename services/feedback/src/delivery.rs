@@ -15,16 +15,15 @@
 //! so a real item's categories and labels are never overwritten.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 
 use sidechain_gorse::{Feedback, GorseClient, GorseError, Item, RowAffected, User};
 use tracing::Instrument as _;
 
 use crate::mapping::{GorseOp, placeholder_item};
 
-/// Item ids remembered as present in Gorse; past this many the memory starts again (a few
+/// Item ids remembered as present in Gorse; past this many the least used are forgotten (a few
 /// extra lookups, never a wrong answer that matters: a lookup only avoids a placeholder).
-const KNOWN_ITEMS_CAP: usize = 100_000;
+const KNOWN_ITEMS_CAP: u64 = 100_000;
 
 /// Operations Gorse refused (4xx other than 401/403) while the rest of the batch landed.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,8 +38,8 @@ pub struct Refused {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     gorse: GorseClient,
-    /// Items this process delivered or saw in Gorse.
-    known_items: Arc<Mutex<HashSet<String>>>,
+    /// Items this process delivered or saw in Gorse (bounded; cloning shares it).
+    known_items: moka::sync::Cache<String, ()>,
 }
 
 impl Delivery {
@@ -48,23 +47,13 @@ impl Delivery {
     pub fn new(gorse: GorseClient) -> Self {
         Self {
             gorse,
-            known_items: Arc::default(),
+            known_items: moka::sync::Cache::new(KNOWN_ITEMS_CAP),
         }
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.known_items
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     fn remember<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
-        let mut known = self.known();
         for id in ids {
-            if known.len() >= KNOWN_ITEMS_CAP {
-                known.clear();
-            }
-            known.insert(id.to_owned());
+            self.known_items.insert(id.to_owned(), ());
         }
     }
 
@@ -80,7 +69,7 @@ impl Delivery {
         let mut unconfirmed: HashMap<String, String> = HashMap::new();
         for row in feedback.iter() {
             let id = &row.item_id;
-            if settled.contains(id) || self.known().contains(id) {
+            if settled.contains(id) || self.known_items.contains_key(id) {
                 continue;
             }
             settled.insert(id.clone());
@@ -159,7 +148,7 @@ impl Delivery {
                     item_id,
                 } => gorse.delete_feedback(feedback_type, user_id, item_id).await,
                 GorseOp::DeleteItem { item_id } => {
-                    self.known().remove(item_id);
+                    self.known_items.invalidate(item_id);
                     gorse.delete_item(item_id).await
                 }
                 _ => continue,
