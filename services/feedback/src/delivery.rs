@@ -16,6 +16,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use sidechain_gorse::{Feedback, GorseClient, GorseError, Item, RowAffected, User};
 use tracing::Instrument as _;
 
@@ -40,14 +42,25 @@ pub struct Delivery {
     gorse: GorseClient,
     /// Items this process delivered or saw in Gorse (bounded; cloning shares it).
     known_items: moka::sync::Cache<String, ()>,
+    /// Hidden placeholders written for items Gorse lacked.
+    placeholders: Counter,
 }
 
 impl Delivery {
-    /// Delivery through `gorse`.
-    pub fn new(gorse: GorseClient) -> Self {
+    /// Delivery through `gorse`; registers its placeholder counter.
+    pub fn new(gorse: GorseClient, registry: &mut Registry) -> Self {
+        let placeholders = Counter::default();
+        registry.register(
+            "gorse_placeholder_items",
+            "Hidden placeholder items written before feedback on an item Gorse did not have \
+             (a post from before Gorse, or whose upsert was lost); each stays hidden until the \
+             post's own upsert reaches Gorse",
+            placeholders.clone(),
+        );
         Self {
             gorse,
             known_items: moka::sync::Cache::new(KNOWN_ITEMS_CAP),
+            placeholders,
         }
     }
 
@@ -78,6 +91,7 @@ impl Delivery {
                 Ok(false) => {
                     tracing::info!(item = %id, "item unknown to Gorse; sending a hidden placeholder before its feedback");
                     items.push(placeholder_item(id, &row.timestamp));
+                    self.placeholders.inc();
                 }
                 Err(GorseError::Rejected { body, .. }) => {
                     unconfirmed.insert(id.clone(), body);

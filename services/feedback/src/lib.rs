@@ -77,7 +77,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         ..
     } = foundation;
     let metrics = FeedbackMetrics::register(&mut registry);
-    let delivery = Delivery::new(GorseClient::new(&config.gorse, &mut registry)?);
+    let delivery = Delivery::new(
+        GorseClient::new(&config.gorse, &mut registry)?,
+        &mut registry,
+    );
     let dead_letters = DeadLetters::new(redis, metrics.clone());
     let consuming = Arc::new(AtomicBool::new(false));
     let readiness = readiness.with_flag("consumer", consuming.clone(), "not consuming yet");

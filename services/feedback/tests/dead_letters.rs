@@ -40,7 +40,8 @@ fn delivery_to(gorse_url: &str) -> Delivery {
         .with("GORSE_URL", gorse_url)
         .with("GORSE_RETRY_MAX_ATTEMPTS", "1");
     let config = GorseConfig::from_source(&source).expect("config");
-    Delivery::new(GorseClient::new(&config, &mut registry).expect("client"))
+    let gorse = GorseClient::new(&config, &mut registry).expect("client");
+    Delivery::new(gorse, &mut registry)
 }
 
 #[tokio::test]

@@ -63,6 +63,12 @@ async fn a_like_on_a_post_from_before_the_feedback_service_lands_and_keeps_its_m
     assert_eq!(placeholder["IsHidden"], true, "never recommended blind");
     let stored: BTreeSet<String> = record.feedback.keys().map(|(_, u, _)| u.clone()).collect();
     assert_eq!(stored, likers.into_iter().collect());
+    let metrics = service.metrics().await;
+    assert_eq!(
+        sidechain_test_support::metric(&metrics, "sidechain_gorse_placeholder_items_total"),
+        Some(1.0),
+        "one placeholder, for the post Gorse never had: {metrics}"
+    );
     service.stop().await;
 }
 
