@@ -284,10 +284,7 @@ async fn a_wiped_redis_is_rebuilt_from_the_stream_to_the_same_feeds() {
         .await;
     let before_trending = world.feed(FeedKind::Trending, None, None, 20, 0).await;
 
-    let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut world.redis().await)
-        .await
-        .expect("flush");
+    world.wipe_redis().await;
     // Any new event makes the applier notice the empty Redis.
     world.post(UserId::new(), &["dub"]).await;
     world.settled().await;

@@ -120,10 +120,7 @@ async fn sessions_are_checked_cached_and_revoked_by_logout() {
         })
         .await
         .expect("modified");
-    let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut world.redis().await)
-        .await
-        .expect("flush");
+    world.wipe_redis().await;
     assert_eq!(
         session(&world, &request).await.status,
         SessionStatus::Revoked as i32
@@ -191,10 +188,7 @@ async fn ending_every_session_revokes_older_tokens_even_after_a_redis_wipe() {
         .await
         .expect("modified")
         .expect("exists");
-    let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut world.redis().await)
-        .await
-        .expect("flush");
+    world.wipe_redis().await;
     assert_eq!(
         session(&world, &old).await.status,
         SessionStatus::Revoked as i32

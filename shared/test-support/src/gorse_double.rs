@@ -551,6 +551,9 @@ async fn delete_feedback(
 
 /// Gorse v0.5.11 storage/data/database.go `ValidateLabels`: null, strings, numbers, arrays of
 /// only strings or only numbers, objects of valid labels.
+///
+/// Deliberately not `sidechain_gorse::validate_labels`: the double plays the server and must
+/// not share code with the client it checks, or a client bug would be mirrored here unseen.
 fn validate_labels(labels: &Value) -> Result<(), String> {
     match labels {
         Value::Null | Value::String(_) | Value::Number(_) => Ok(()),

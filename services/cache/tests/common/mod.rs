@@ -138,6 +138,14 @@ impl World {
         .await;
     }
 
+    /// Empties Redis, as an operator's FLUSHALL or a lost Redis without persistence would.
+    pub async fn wipe_redis(&self) {
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("flush");
+    }
+
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.redis.url())
             .expect("url")
