@@ -103,7 +103,12 @@ impl Sessions {
             self.metrics.session("revoked");
             return Ok(reply(SessionStatus::Revoked, None));
         }
-        let Some(record) = self.users.by_id(user_id).await.map_err(|e| e.to_string())? else {
+        let Some(record) = self
+            .users
+            .account(user_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
             self.metrics.session("unknown_user");
             return Ok(reply(SessionStatus::UnknownUser, None));
         };

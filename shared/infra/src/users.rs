@@ -1,9 +1,16 @@
 //! User accounts, stored durably in the NATS KV bucket `users` (owned by the edge).
 //!
 //! Keys (KV keys allow only `[-/_=.a-zA-Z0-9]`, hence the hashed email):
-//! - `user.<uuid>` → the `UserRecord` (protobuf)
+//! - `user.<uuid>` → the `UserRecord` (protobuf) without its secrets: the cache service reads
+//!   it for session checks (sessions-valid-after epoch, signed-out tokens, names)
+//! - `credential.<uuid>` → the `Credential` (email, password hash): the edge's alone; the NATS
+//!   permissions let no other identity read it (`crate::identity`)
 //! - `username.<lower-case name>` → user id: the claim that makes usernames unique
 //! - `email.<hex sha256 of lower-case email>` → user id: same for emails
+//!
+//! In memory a `UserRecord` is whole ([`UserStore::by_id`] joins the halves). Records written
+//! before the split carry their secrets in `user.<uuid>`; they are moved to `credential.<uuid>`
+//! on the account's next change (sign-out, password change) or sign-in.
 //!
 //! Registration claims the username, then the email, with KV `create` (atomic: of two
 //! concurrent registrations exactly one wins), then writes the record. Failures undo the claims.
@@ -17,7 +24,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 use sidechain_events::UserId;
-use sidechain_events::rpc::{RevokedToken, UserRecord};
+use sidechain_events::rpc::{Credential, RevokedToken, UserRecord};
 use sidechain_events::subjects::USERS_BUCKET;
 
 /// A claim older than this whose user record never appeared belongs to a crashed registration.
@@ -64,6 +71,32 @@ pub struct UserStore {
 
 fn user_key(id: UserId) -> String {
     format!("user.{id}")
+}
+
+fn credential_key(id: UserId) -> String {
+    format!("credential.{id}")
+}
+
+/// The secret half of `record`.
+fn credential_of(record: &UserRecord) -> Credential {
+    Credential {
+        email: record.email.clone(),
+        password_hash: record.password_hash.clone(),
+    }
+}
+
+/// `record` as stored under `user.<id>`: without its secrets.
+fn without_secrets(record: &UserRecord) -> UserRecord {
+    UserRecord {
+        email: String::new(),
+        password_hash: String::new(),
+        ..record.clone()
+    }
+}
+
+/// Whether a stored `user.<id>` record still holds secrets (written before the split).
+fn holds_secrets(record: &UserRecord) -> bool {
+    !record.email.is_empty() || !record.password_hash.is_empty()
 }
 
 fn username_key(username: &str) -> String {
@@ -120,18 +153,26 @@ impl UserStore {
             self.release(&username_key(&record.username)).await;
             return Err(RegisterError::EmailTaken);
         }
-        if let Err(err) = self
-            .kv()
-            .await?
-            .put(
-                format!("user.{}", record.id),
-                Bytes::from(record.encode_to_vec()),
+        // The secret half first: a `user.<id>` record never exists without its credential.
+        let kv = self.kv().await?;
+        let stored = async {
+            let id: UserId = record.id.parse().map_err(store_error)?;
+            kv.put(
+                credential_key(id),
+                Bytes::from(credential_of(record).encode_to_vec()),
             )
             .await
-        {
-            self.release(&username_key(&record.username)).await;
-            self.release(&email_key(&record.email)).await;
-            return Err(store_error(err).into());
+            .map_err(store_error)?;
+            kv.put(
+                user_key(id),
+                Bytes::from(without_secrets(record).encode_to_vec()),
+            )
+            .await
+            .map_err(store_error)
+        };
+        if let Err(err) = stored.await {
+            self.unregister(record).await;
+            return Err(err.into());
         }
         Ok(())
     }
@@ -140,13 +181,39 @@ impl UserStore {
     pub async fn unregister(&self, record: &UserRecord) {
         if let Ok(id) = record.id.parse::<UserId>() {
             self.release(&user_key(id)).await;
+            self.release(&credential_key(id)).await;
         }
         self.release(&username_key(&record.username)).await;
         self.release(&email_key(&record.email)).await;
     }
 
-    /// The account with this id.
+    /// The account with this id, whole (with its email and password hash).
     pub async fn by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.load(id).await?.map(|(record, _)| record))
+    }
+
+    /// The account joined with its credential, and whether `user.<id>` still holds the
+    /// secrets itself (a record from before the split, whose own secrets then count unless a
+    /// credential exists).
+    async fn load(&self, id: UserId) -> Result<Option<(UserRecord, bool)>, StoreError> {
+        let kv = self.kv().await?;
+        let (record, credential) = tokio::join!(kv.get(user_key(id)), kv.get(credential_key(id)));
+        let Some(record) = record.map_err(store_error)? else {
+            return Ok(None);
+        };
+        let mut record = UserRecord::decode(record).map_err(store_error)?;
+        let legacy = holds_secrets(&record);
+        if let Some(credential) = credential.map_err(store_error)? {
+            let credential = Credential::decode(credential).map_err(store_error)?;
+            record.email = credential.email;
+            record.password_hash = credential.password_hash;
+        }
+        Ok(Some((record, legacy)))
+    }
+
+    /// The account with this id without its secrets: what session checks and lookups need
+    /// (one read instead of two).
+    pub async fn account(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         let Some(bytes) = self
             .kv()
             .await?
@@ -156,12 +223,33 @@ impl UserStore {
         else {
             return Ok(None);
         };
-        UserRecord::decode(bytes).map(Some).map_err(store_error)
+        UserRecord::decode(bytes)
+            .map(|record| Some(without_secrets(&record)))
+            .map_err(store_error)
+    }
+
+    /// Replaces the account's password hash (its other fields are untouched).
+    pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError> {
+        let Some(mut record) = self.by_id(id).await? else {
+            return Err(StoreError(format!("account {id} vanished")));
+        };
+        record.password_hash = hash.to_owned();
+        self.kv()
+            .await?
+            .put(
+                credential_key(id),
+                Bytes::from(credential_of(&record).encode_to_vec()),
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     /// Changes an account's record with `change` (compare-and-set on its revision, retried when
     /// another writer got there first), so concurrent changes (a password change and a sign-out
-    /// everywhere) never undo each other. `Ok(None)`: no such account.
+    /// everywhere) never undo each other. `change` sees and returns the record without its
+    /// secrets (the password has its own [`Self::set_password_hash`]); a record from before the
+    /// split has them moved to `credential.<id>` on the way. `Ok(None)`: no such account.
     pub async fn modify(
         &self,
         id: UserId,
@@ -175,8 +263,17 @@ impl UserStore {
             if entry.operation != kv::Operation::Put {
                 return Ok(None);
             }
-            let mut record = UserRecord::decode(entry.value).map_err(store_error)?;
+            let stored = UserRecord::decode(entry.value).map_err(store_error)?;
+            if holds_secrets(&stored) {
+                self.move_secrets(id, &stored).await?;
+            }
+            let mut record = without_secrets(&stored);
             change(&mut record);
+            debug_assert!(
+                !holds_secrets(&record),
+                "secrets change through set_password_hash"
+            );
+            let record = without_secrets(&record);
             match kv
                 .update(
                     user_key(id),
@@ -195,7 +292,24 @@ impl UserStore {
         )))
     }
 
-    /// The account whose username or email is `login` (case-insensitive).
+    /// Writes the secrets of a record from before the split to `credential.<id>`, unless a
+    /// credential is there already (then it is the newer one).
+    async fn move_secrets(&self, id: UserId, stored: &UserRecord) -> Result<(), StoreError> {
+        let credential = Bytes::from(credential_of(stored).encode_to_vec());
+        match self
+            .kv()
+            .await?
+            .create(credential_key(id), credential)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    /// The account whose username or email is `login` (case-insensitive), whole. Signing in
+    /// with an account from before the split moves its secrets out of `user.<id>`.
     pub async fn by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
         let key = if login.contains('@') {
             email_key(login)
@@ -211,7 +325,13 @@ impl UserStore {
         let Some(id) = std::str::from_utf8(&id).ok().and_then(|s| s.parse().ok()) else {
             return Ok(None);
         };
-        self.by_id(id).await
+        let Some((record, legacy)) = self.load(id).await? else {
+            return Ok(None);
+        };
+        if legacy && let Err(err) = self.modify(id, |_| {}).await {
+            tracing::warn!(user_id = %id, error = %err, "could not move an account's secrets yet");
+        }
+        Ok(Some(record))
     }
 
     /// Creates `key` → `value` unless someone holds it. Takes over a stale claim (see module

@@ -223,6 +223,127 @@ async fn only_the_edge_reads_and_writes_accounts() {
 }
 
 #[tokio::test]
+async fn the_cache_reads_accounts_but_never_their_email_or_password_hash() {
+    use prost::Message as _;
+    use sidechain_events::UserId;
+    use sidechain_events::rpc::UserRecord;
+    use sidechain_infra::users::UserStore;
+
+    let server = NatsServer::start();
+    let edge = Probe::connect(&server, Identity::Edge).await;
+    let accounts = UserStore::new(edge.js.clone());
+    let id = UserId::new();
+    let record = UserRecord {
+        id: id.to_string(),
+        username: "alice".into(),
+        email: "alice@example.com".into(),
+        display_name: "Alice".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        ..UserRecord::default()
+    };
+    accounts.register(&record).await.expect("registered");
+    let whole = accounts.by_id(id).await.expect("read").expect("found");
+    assert_eq!(
+        (whole.email.as_str(), whole.password_hash.as_str()),
+        (record.email.as_str(), record.password_hash.as_str())
+    );
+
+    // What is stored under the key the cache may read holds no secret.
+    let bucket = edge.js.get_key_value("users").await.expect("bucket");
+    let stored = bucket
+        .get(format!("user.{id}"))
+        .await
+        .expect("read")
+        .expect("stored");
+    let stored = UserRecord::decode(stored).expect("decodes");
+    assert_eq!(
+        (
+            stored.username.as_str(),
+            stored.email.as_str(),
+            stored.password_hash.as_str()
+        ),
+        ("alice", "", "")
+    );
+
+    let cache = Probe::connect(&server, Identity::Cache).await;
+    let seen = UserStore::new(cache.js.clone())
+        .account(id)
+        .await
+        .expect("the cache reads the account")
+        .expect("found");
+    assert_eq!(seen.username, "alice");
+    let secret = format!("$JS.API.DIRECT.GET.KV_users.$KV.users.credential.{id}");
+    assert!(
+        cache
+            .client
+            .request(secret.clone(), Bytes::new())
+            .await
+            .is_err(),
+        "the cache read a credential"
+    );
+    assert!(cache.refused(&secret).await);
+    assert!(
+        UserStore::new(cache.js.clone()).by_id(id).await.is_err(),
+        "the whole record is the edge's alone"
+    );
+}
+
+#[tokio::test]
+async fn an_account_from_before_the_split_has_its_secrets_moved_at_sign_in() {
+    use prost::Message as _;
+    use sidechain_events::UserId;
+    use sidechain_events::rpc::UserRecord;
+    use sidechain_infra::users::UserStore;
+
+    let server = NatsServer::start();
+    let edge = Probe::connect(&server, Identity::Edge).await;
+    let bucket = edge.js.get_key_value("users").await.expect("bucket");
+    let id = UserId::new();
+    let legacy = UserRecord {
+        id: id.to_string(),
+        username: "old".into(),
+        email: "old@example.com".into(),
+        password_hash: "old-hash".into(),
+        ..UserRecord::default()
+    };
+    // As the previous release wrote it: one record with everything, and the claims.
+    bucket
+        .put(format!("user.{id}"), legacy.encode_to_vec().into())
+        .await
+        .expect("put");
+    bucket
+        .put("username.old", id.to_string().into())
+        .await
+        .expect("claim");
+
+    let accounts = UserStore::new(edge.js.clone());
+    let signed_in = accounts
+        .by_login("old")
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(signed_in.password_hash, "old-hash", "still signs in");
+    let stored = UserRecord::decode(
+        bucket
+            .get(format!("user.{id}"))
+            .await
+            .expect("read")
+            .expect("stored"),
+    )
+    .expect("decodes");
+    assert_eq!(
+        (stored.email.as_str(), stored.password_hash.as_str()),
+        ("", ""),
+        "moved"
+    );
+    let whole = accounts.by_id(id).await.expect("read").expect("found");
+    assert_eq!(
+        (whole.email.as_str(), whole.password_hash.as_str()),
+        ("old@example.com", "old-hash")
+    );
+}
+
+#[tokio::test]
 async fn a_service_cannot_answer_or_overhear_another_services_requests() {
     let server = NatsServer::start();
     let feedback = Probe::connect(&server, Identity::Feedback).await;

@@ -266,7 +266,7 @@ impl Sessions {
                 return Err(SessionError::Unavailable);
             }
         }
-        match self.users.by_id(token.user_id).await {
+        match self.users.account(token.user_id).await {
             Ok(Some(user))
                 if record_revokes(&user, &token.token_id, token.issued_at.timestamp_millis()) =>
             {

@@ -358,8 +358,7 @@ async fn end_every_session(
     user: &AuthUser,
     key: &IdempotencyKey,
     reason: &str,
-    change: impl Fn(&mut UserRecord),
-) -> Result<(Recorded, UserRecord), ApiError> {
+) -> Result<Recorded, ApiError> {
     let valid_after_ms = epoch_now();
     let payload = Payload::SessionsEnded(SessionsEnded {
         valid_after_ms,
@@ -370,15 +369,14 @@ async fn end_every_session(
         .sessions
         .end_all(user.session.user_id, valid_after_ms)
         .await;
-    let record = state
+    state
         .users
         .modify(user.session.user_id, |record| {
             record.sessions_valid_after_ms = record.sessions_valid_after_ms.max(valid_after_ms);
-            change(record);
         })
         .await?
         .ok_or_else(|| ApiError::from(TokenError::Invalid))?;
-    Ok((recorded, record))
+    Ok(recorded)
 }
 
 /// Signs out everywhere: every token of the caller issued until now stops working, on every
@@ -394,7 +392,7 @@ pub async fn logout_all(
     user: AuthUser,
     key: IdempotencyKey,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    let (recorded, _) = end_every_session(&state, &user, &key, "logout_all", |_| {}).await?;
+    let recorded = end_every_session(&state, &user, &key, "logout_all").await?;
     Ok(Json(ActionResponse::new(recorded, user.session.user_id)))
 }
 
@@ -442,22 +440,21 @@ pub async fn change_password(
             tracing::error!(error = %err, "password hashing failed");
             ApiError::Internal
         })?;
-    let (_, record) = end_every_session(
-        &state,
-        &user,
-        &IdempotencyKey::NONE,
-        "password_changed",
-        |record| record.password_hash.clone_from(&new_hash),
-    )
-    .await?;
+    // Sessions end before the password changes: if the second step fails the client retries
+    // with the same current password, and no session outlives a change that happened.
+    end_every_session(&state, &user, &IdempotencyKey::NONE, "password_changed").await?;
+    state
+        .users
+        .set_password_hash(user.session.user_id, &new_hash)
+        .await?;
     let issued = state
         .tokens
-        .issue(user.session.user_id, &record.username, None)
+        .issue(user.session.user_id, &current.username, None)
         .map_err(token_error)?;
     tracing::info!(user_id = %user.session.user_id, "password changed; every other session ended");
     Ok(Json(RefreshResponse {
         token: issued.token,
         expires_at: issued.expires_at,
-        user: UserView::own(&record),
+        user: UserView::own(&current),
     }))
 }

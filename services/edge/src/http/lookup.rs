@@ -17,7 +17,7 @@ pub async fn existing_post(state: &AppState, post_id: PostId) -> Result<PostOwne
 
 /// 404 unless the user exists.
 pub async fn existing_user(state: &AppState, user_id: UserId) -> Result<(), ApiError> {
-    match state.users.by_id(user_id).await? {
+    match state.users.account(user_id).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!("user {user_id} does not exist"))),
     }
