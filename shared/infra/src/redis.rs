@@ -194,6 +194,11 @@ pub struct RedisConfig {
     /// `REDIS_CONNECT_TIMEOUT`: one connection attempt that takes longer fails.
     #[serde(default = "default_timeout", with = "sidechain_config::duration")]
     pub redis_connect_timeout: Duration,
+    /// `REDIS_TLS_CA_FILE`: the root certificate (PEM) that signed the server's certificate,
+    /// for `rediss://` to a server with a private CA (an in-cluster CA); without it the
+    /// public web roots are trusted. Only with a `rediss://` URL.
+    #[serde(default)]
+    pub redis_tls_ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_url() -> String {
@@ -210,6 +215,7 @@ impl Default for RedisConfig {
             redis_url: default_url(),
             redis_response_timeout: default_timeout(),
             redis_connect_timeout: default_timeout(),
+            redis_tls_ca_file: None,
         }
     }
 }
@@ -278,8 +284,43 @@ impl RedisConfig {
                 format!("not a usable Redis URL ({})", e.kind_description()),
             )
         })?;
+        if let Some(ca) = &config.redis_tls_ca_file {
+            if !config.redis_url.starts_with("rediss://") {
+                return Err(ConfigError::invalid(
+                    "REDIS_TLS_CA_FILE",
+                    "set, but REDIS_URL is not a rediss:// (TLS) URL",
+                ));
+            }
+            client(&config).map_err(|e| {
+                ConfigError::invalid(
+                    "REDIS_TLS_CA_FILE",
+                    format!("{}: {}", ca.display(), e.kind_description()),
+                )
+            })?;
+        }
         Ok(config)
     }
+}
+
+/// The client for `config`: TLS with the private root certificate when one is configured.
+fn client(config: &RedisConfig) -> redis::RedisResult<redis::Client> {
+    let Some(ca) = &config.redis_tls_ca_file else {
+        return redis::Client::open(config.redis_url.as_str());
+    };
+    let root_cert = std::fs::read(ca).map_err(|err| {
+        redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "cannot read the root certificate",
+            err.to_string(),
+        ))
+    })?;
+    redis::Client::build_with_tls(
+        config.redis_url.as_str(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        },
+    )
 }
 
 trait KindDescription {
@@ -295,7 +336,7 @@ impl KindDescription for redis::RedisError {
 /// A handle that connects on first use and reconnects after failures (without metrics; see
 /// [`RedisConn::with_metrics`]).
 pub fn connect(config: &RedisConfig) -> redis::RedisResult<RedisConn> {
-    let client = redis::Client::open(config.redis_url.as_str())?;
+    let client = client(config)?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.redis_connect_timeout))
         .set_response_timeout(Some(config.redis_response_timeout))

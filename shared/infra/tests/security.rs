@@ -555,3 +555,82 @@ async fn each_redis_identity_is_refused_what_is_not_its_own() {
     let likes = redis_run(&server.url(), &["HGET", "post:{p1}", "likes"]).await;
     assert_eq!(likes, Ok(redis::Value::BulkString(b"1".to_vec())));
 }
+
+#[tokio::test]
+async fn services_reach_nats_over_tls_from_a_private_ca_and_nothing_reaches_it_in_the_clear() {
+    let server = NatsServer::start_tls();
+    // As a service connects (the test server's env carries NATS_TLS_REQUIRED and
+    // NATS_TLS_CA_FILE, as the production overlay does), provisioning already went through TLS.
+    let config = NatsConfig::from_source(&server.source(Identity::Edge)).expect("config");
+    let client = nats::connect("sidechain-edge", &config)
+        .await
+        .expect("connects over TLS");
+    let js = nats::jetstream(client.clone(), &config);
+    js.publish("events.like", Bytes::from_static(b"over tls"))
+        .await
+        .expect("sent")
+        .await
+        .expect("stored");
+
+    // Without the CA the server's certificate is not trusted; without TLS nothing connects.
+    let seed = std::fs::read_to_string(server.seed_file(Identity::Edge)).expect("seed");
+    let untrusted = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        .require_tls(true)
+        .connect(server.url())
+        .await;
+    assert!(untrusted.is_err(), "connected trusting only the web roots");
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut plain = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .expect("tcp");
+    let mut info = vec![0u8; 4096];
+    let read = tokio::io::AsyncReadExt::read(&mut plain, &mut info)
+        .await
+        .expect("INFO");
+    let info = String::from_utf8_lossy(&info[..read]);
+    assert!(info.contains("\"tls_required\":true"), "{info}");
+}
+
+#[tokio::test]
+async fn services_reach_redis_over_tls_from_a_private_ca() {
+    use sidechain_infra::redis::{RedisConfig, connect, readiness_check};
+
+    let server = sidechain_test_support::RedisServer::start_tls();
+    let url = server.url_for(Identity::Cache);
+    assert!(url.starts_with("rediss://"), "{url}");
+    let ca = server
+        .ca_file()
+        .expect("a TLS server")
+        .display()
+        .to_string();
+    let trusted = RedisConfig::from_source(
+        &Source::default()
+            .with("REDIS_URL", url.as_str())
+            .with("REDIS_TLS_CA_FILE", ca.as_str()),
+    )
+    .expect("config");
+    let ping = readiness_check(connect(&trusted).expect("client"));
+    ping().await.expect("PING over TLS as the cache");
+
+    let untrusted = RedisConfig::from_source(&Source::default().with("REDIS_URL", url.as_str()))
+        .expect("config");
+    let ping = readiness_check(connect(&untrusted).expect("client"));
+    assert!(
+        ping().await.is_err(),
+        "trusted a private CA it was not given"
+    );
+
+    // A CA file with a plaintext URL is a mistake, refused at start rather than ignored.
+    let refused = RedisConfig::from_source(
+        &Source::default()
+            .with("REDIS_URL", "redis://127.0.0.1:6379")
+            .with("REDIS_TLS_CA_FILE", ca.as_str()),
+    );
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("REDIS_TLS_CA_FILE"), "{message}");
+}

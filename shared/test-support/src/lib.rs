@@ -17,6 +17,7 @@ pub mod lifecycle;
 mod otlp;
 mod process;
 mod servers;
+mod tls;
 
 pub use binary::ServiceBinary;
 pub use gorse_double::{GorseDouble, GorseRecord, ReceivedRequest};
@@ -25,6 +26,7 @@ pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::free_port;
 pub use servers::{NatsServer, RedisServer};
 pub use sidechain_infra::identity::Identity;
+pub use tls::TestCertificates;
 
 /// Installs a log subscriber that writes through the test harness's capture (shown for failing
 /// tests only). Safe to call from every test; only the first call installs it.

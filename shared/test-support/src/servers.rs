@@ -8,6 +8,7 @@ use sidechain_infra::identity::{self, Identity};
 use tempfile::TempDir;
 
 use crate::process::{ServerProcess, find_binary, free_port};
+use crate::tls::TestCertificates;
 
 /// How many times to try a fresh port if another process grabbed ours between probe and bind.
 const START_ATTEMPTS: usize = 5;
@@ -23,12 +24,24 @@ const START_ATTEMPTS: usize = 5;
 pub struct NatsServer {
     process: ServerProcess,
     dir: TempDir,
+    tls: Option<TestCertificates>,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and provisions it. Panics with install advice if
     /// `nats-server` is missing.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Like [`Self::start`], but the server requires TLS with a certificate from a private CA
+    /// (as in the production overlay); [`Self::env`] then hands clients `NATS_TLS_REQUIRED` and
+    /// `NATS_TLS_CA_FILE`.
+    pub fn start_tls() -> Self {
+        Self::start_with(Some(TestCertificates::new()))
+    }
+
+    fn start_with(tls: Option<TestCertificates>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sidechain-nats-")
             .tempdir()
@@ -37,9 +50,9 @@ impl NatsServer {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match Self::spawn(&dir, port) {
+            match Self::spawn(&dir, port, tls.as_ref()) {
                 Ok(process) => {
-                    let server = Self { process, dir };
+                    let server = Self { process, dir, tls };
                     server.provision();
                     return server;
                 }
@@ -84,13 +97,18 @@ impl NatsServer {
 
     /// `NATS_URL` and `NATS_NKEY_FILE` for a service (or a tool) connecting as `identity`.
     pub fn env(&self, identity: Identity) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("NATS_URL", self.url()),
             (
                 "NATS_NKEY_FILE",
                 self.seed_file(identity).display().to_string(),
             ),
-        ]
+        ];
+        if let Some(tls) = &self.tls {
+            env.push(("NATS_TLS_REQUIRED", "true".to_owned()));
+            env.push(("NATS_TLS_CA_FILE", tls.ca_file().display().to_string()));
+        }
+        env
     }
 
     /// A configuration source with [`NatsServer::env`] for `identity`.
@@ -112,7 +130,11 @@ impl NatsServer {
             .expect("connect to the test NATS server")
     }
 
-    fn spawn(dir: &TempDir, port: u16) -> std::io::Result<ServerProcess> {
+    fn spawn(
+        dir: &TempDir,
+        port: u16,
+        tls: Option<&TestCertificates>,
+    ) -> std::io::Result<ServerProcess> {
         let binary = find_binary(
             "nats-server",
             "NATS_SERVER_BIN",
@@ -126,6 +148,14 @@ impl NatsServer {
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .arg("-sd")
             .arg(dir.path().join("jetstream"));
+        if let Some(tls) = tls {
+            command
+                .arg("--tls")
+                .arg("--tlscert")
+                .arg(tls.cert_file())
+                .arg("--tlskey")
+                .arg(tls.key_file());
+        }
         let log = match std::env::var_os("NATS_TEST_LOG_DIR") {
             Some(logs) => PathBuf::from(logs).join(format!("nats-{port}.log")),
             None => dir.path().join("nats.log"),
@@ -149,7 +179,8 @@ impl NatsServer {
             !self.process.is_running(),
             "kill the server before restarting it"
         );
-        self.process = Self::spawn(&self.dir, self.process.port).expect("restart nats-server");
+        self.process = Self::spawn(&self.dir, self.process.port, self.tls.as_ref())
+            .expect("restart nats-server");
     }
 }
 
@@ -165,21 +196,33 @@ pub struct RedisServer {
     process: ServerProcess,
     dir: TempDir,
     durable: bool,
+    tls: Option<TestCertificates>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port. Panics with install advice if `redis-server` is missing.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// Starts a server that writes every command to an append-only file before answering, so a
     /// SIGKILL loses nothing and [`Self::restart`] comes back with the data.
     pub fn start_durable() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(durable: bool) -> Self {
+    /// A server that speaks only TLS, with a certificate from a private CA: its URLs are
+    /// `rediss://`, and clients need [`Self::ca_file`] as `REDIS_TLS_CA_FILE`.
+    pub fn start_tls() -> Self {
+        Self::start_with(false, Some(TestCertificates::new()))
+    }
+
+    /// The CA a TLS server's certificate comes from.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(TestCertificates::ca_file)
+    }
+
+    fn start_with(durable: bool, tls: Option<TestCertificates>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sidechain-redis-")
             .tempdir()
@@ -188,12 +231,13 @@ impl RedisServer {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match Self::spawn(&dir, port, durable) {
+            match Self::spawn(&dir, port, durable, tls.as_ref()) {
                 Ok(process) => {
                     return Self {
                         process,
                         dir,
                         durable,
+                        tls,
                     };
                 }
                 Err(err) => last_error = Some(err),
@@ -202,15 +246,31 @@ impl RedisServer {
         panic!("redis-server would not start: {last_error:?}");
     }
 
-    fn spawn(dir: &TempDir, port: u16, durable: bool) -> std::io::Result<ServerProcess> {
+    fn spawn(
+        dir: &TempDir,
+        port: u16,
+        durable: bool,
+        tls: Option<&TestCertificates>,
+    ) -> std::io::Result<ServerProcess> {
         let binary = find_binary(
             "redis-server",
             "REDIS_SERVER_BIN",
             "Install it with `apt-get install redis-server`",
         );
         let mut command = Command::new(binary);
+        match tls {
+            None => command.args(["--port", &port.to_string()]),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(tls.cert_file())
+                .arg("--tls-key-file")
+                .arg(tls.key_file())
+                .arg("--tls-ca-cert-file")
+                .arg(tls.ca_file()),
+        };
         command
-            .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", if durable { "yes" } else { "no" }])
@@ -229,8 +289,13 @@ impl RedisServer {
 
     /// The URL of `identity`, `redis://<name>:<password>@127.0.0.1:<port>`.
     pub fn url_for(&self, identity: Identity) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         format!(
-            "redis://{}:{}@127.0.0.1:{}",
+            "{scheme}://{}:{}@127.0.0.1:{}",
             identity.name(),
             self.password(identity),
             self.process.port
@@ -264,7 +329,12 @@ impl RedisServer {
             !self.process.is_running(),
             "kill the server before restarting it"
         );
-        self.process =
-            Self::spawn(&self.dir, self.process.port, self.durable).expect("restart redis-server");
+        self.process = Self::spawn(
+            &self.dir,
+            self.process.port,
+            self.durable,
+            self.tls.as_ref(),
+        )
+        .expect("restart redis-server");
     }
 }

@@ -22,6 +22,8 @@ const PROVISION_LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // TLS to NATS (NATS_TLS_REQUIRED) needs the process's crypto provider, as in the services.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["keys", dir] => sidechain_infra::identity::write_keys(std::path::Path::new(dir))
