@@ -10,6 +10,7 @@ use sidechain_infra::http_server::ConnectionLimits;
 use sidechain_infra::service::ServiceConfig;
 
 use crate::auth::jwt::TokenSettings;
+use crate::media_urls::MediaUrls;
 use crate::rate_limit::{Backend, Quota, RateLimits};
 
 /// Default metrics/health port of the edge.
@@ -37,6 +38,10 @@ pub struct EdgeConfig {
     /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`) whose pages
     /// may call the API from a browser; none by default.
     pub cors_allowed_origins: Vec<String>,
+    /// `MEDIA_URL_HOSTS`: comma-separated hosts (`cdn.sidechain.fm`, or `.sidechain.fm` for any
+    /// subdomain) that a post's `audio_url`/`waveform_url` may point at; empty: any host. Always
+    /// https.
+    pub media_urls: MediaUrls,
     /// `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_CONNECTIONS_PER_IP` and the service's HTTP timeouts:
     /// how many connections the API keeps open, and for how long.
     pub connections: ConnectionLimits,
@@ -107,6 +112,8 @@ struct Raw {
     cache_request_timeout: Duration,
     #[serde(default)]
     cors_allowed_origins: String,
+    #[serde(default)]
+    media_url_hosts: String,
     #[serde(default = "default_max_connections")]
     http_max_connections: usize,
     #[serde(default = "default_max_connections_per_ip")]
@@ -293,6 +300,23 @@ impl EdgeConfig {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let media_urls = MediaUrls::new(
+            raw.media_url_hosts
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if MediaUrls::is_valid_entry(&s) {
+                        Ok(s)
+                    } else {
+                        Err(ConfigError::invalid(
+                            "MEDIA_URL_HOSTS",
+                            format!("'{s}' is not a host name such as cdn.sidechain.fm or a suffix such as .sidechain.fm"),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        );
         Ok(Self {
             service,
             port: raw.port,
@@ -314,6 +338,7 @@ impl EdgeConfig {
             request_timeout: raw.request_timeout,
             cache_request_timeout: raw.cache_request_timeout,
             cors_allowed_origins,
+            media_urls,
             connections,
         })
     }
@@ -430,6 +455,8 @@ mod tests {
             ("HTTP_MAX_CONNECTIONS_PER_IP", "-1"),
             ("HTTP_MAX_CONNECTIONS_PER_IP", "0"),
             ("HTTP_MAX_CONNECTIONS_PER_IP", "20000"),
+            ("MEDIA_URL_HOSTS", "https://cdn.sidechain.fm"),
+            ("MEDIA_URL_HOSTS", "cdn.sidechain.fm, 10.0.0.1"),
         ] {
             let source = Source::default()
                 .with("JWT_SECRET", SECRET)

@@ -12,6 +12,7 @@ pub mod cache_client;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod media_urls;
 pub mod page;
 pub mod rate_limit;
 pub mod state;
@@ -89,6 +90,7 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         readiness: readiness.clone(),
         trusted_proxies: config.trusted_proxies.clone().into(),
         max_body_bytes: config.max_body_bytes,
+        media_urls: config.media_urls.clone(),
     });
     let observe = Arc::new(Observe {
         metrics: HttpMetrics::register(&mut registry),

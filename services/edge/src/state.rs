@@ -15,6 +15,7 @@ use crate::auth::password::Passwords;
 use crate::auth::sessions::{Session, Sessions};
 use crate::cache_client::CacheClient;
 use crate::events::{EventPublisher, IdempotencyKey, RecordError, Recorded};
+use crate::media_urls::MediaUrls;
 use crate::rate_limit::RateLimiter;
 
 /// Shared by all handlers of one edge instance.
@@ -42,6 +43,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpNet]>,
     /// Request body limit, reported in 413 errors.
     pub max_body_bytes: usize,
+    /// Which media URLs clients may hand us.
+    pub media_urls: MediaUrls,
 }
 
 impl AppState {

@@ -136,6 +136,25 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
             400,
             "invalid_field",
         ),
+        // Media URLs every listener's client will fetch: https only.
+        case(
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(
+                r#"{"audio_url":"http://a.io/x.wav","bpm":120,"key":"C","genres":["x"],"duration_seconds":3}"#,
+            ),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(
+                r#"{"audio_url":"https://a.io/x.wav","waveform_url":"http://a.io/w.png","bpm":120,"key":"C","genres":["x"],"duration_seconds":3}"#,
+            ),
+            400,
+            "invalid_field",
+        ),
         case(
             Method::POST,
             "/api/v1/feed/post",

@@ -643,3 +643,68 @@ async fn a_signed_out_token_stays_dead_when_redis_loses_everything() {
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     assert_eq!(me.body["error"], "token_revoked");
 }
+
+#[tokio::test]
+async fn media_urls_are_https_on_the_configured_hosts_only() {
+    let backends = Backends::start();
+    let edge = Edge::start(
+        backends
+            .source()
+            .with("MEDIA_URL_HOSTS", "cdn.sidechain.fm, .media.example"),
+    )
+    .await;
+    let user = edge.register("poster").await;
+    let post = |audio_url: &str| json!({"audio_url": audio_url, "bpm": 120, "key": "C", "genres": ["house"], "duration_seconds": 4});
+    for refused in [
+        "https://tracker.example/loop.wav",
+        "https://cdn.sidechain.fm.tracker.example/loop.wav",
+        "http://cdn.sidechain.fm/loop.wav",
+    ] {
+        let reply = call(
+            &edge,
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(&user.token),
+            Some(post(refused)),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{refused}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"], "invalid_field");
+        assert!(
+            reply.body["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
+    }
+    for accepted in [
+        "https://cdn.sidechain.fm/loop.wav",
+        "https://eu.media.example/loop.wav",
+    ] {
+        let reply = call(
+            &edge,
+            Method::POST,
+            "/api/v1/feed/post",
+            Some(&user.token),
+            Some(post(accepted)),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{accepted}: {:?}",
+            reply.body
+        );
+    }
+    // Only the accepted posts became events.
+    let created = stream_events(&backends.nats)
+        .await
+        .into_iter()
+        .filter(|(subject, _)| subject == "events.post_created")
+        .count();
+    assert_eq!(created, 2);
+}

@@ -21,6 +21,7 @@ use crate::auth::jwt::TokenError;
 use crate::auth::sessions::SessionError;
 use crate::cache_client::CacheError;
 use crate::events::{InvalidIdempotencyKey, NotStored, RecordError};
+use crate::media_urls::MediaUrlRefused;
 
 /// An error answered to the client.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -194,6 +195,12 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<MediaUrlRefused> for ApiError {
+    fn from(refused: MediaUrlRefused) -> Self {
+        ApiError::bad_request("invalid_field", refused.to_string())
     }
 }
 

@@ -107,6 +107,10 @@ pub async fn create(
     key: IdempotencyKey,
     ApiJson(body): ApiJson<CreatePostRequest>,
 ) -> Result<(StatusCode, Json<PostView>), ApiError> {
+    state.media_urls.check("audio_url", &body.audio_url)?;
+    if let Some(waveform) = &body.waveform_url {
+        state.media_urls.check("waveform_url", waveform)?;
+    }
     let author = user.session.user_id;
     let post_id = PostId::from_uuid(key.entity_id(author, EventKind::PostCreated, "post"));
     let genres = normalise_genres(&body.genres);
