@@ -192,6 +192,17 @@ check "promtool check rules compose/prometheus/alerts.yml" \
   "$PROMTOOL" check rules compose/prometheus/alerts.yml
 check "promtool test rules compose/prometheus/alerts.test.yml (alert unit tests)" \
   "$PROMTOOL" test rules compose/prometheus/alerts.test.yml
+every_alert_has_a_test() {
+  local missing=0 alert
+  while read -r alert; do
+    if ! grep -Eq "alertname: *$alert\$" compose/prometheus/alerts.test.yml; then
+      echo "no rule test for $alert"
+      missing=1
+    fi
+  done < <(sed -n 's/^ *- alert: *//p' compose/prometheus/alerts.yml)
+  return "$missing"
+}
+check "every alert in alerts.yml has a rule test in alerts.test.yml" every_alert_has_a_test
 
 # --- Grafana, dashboards, metric names, runbooks --------------------------------------------
 section "Grafana dashboards and alert metadata"
