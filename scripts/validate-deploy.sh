@@ -204,6 +204,11 @@ every_alert_has_a_test() {
 }
 check "every alert in alerts.yml has a rule test in alerts.test.yml" every_alert_has_a_test
 
+# --- Gorse --------------------------------------------------------------------------------
+section "Gorse"
+check "compose/gorse/config.toml uses only keys of Gorse v0.5.11 (compose/gorse/config-keys-v0.5.11.txt)" \
+  python3 scripts/gorse-config-keys.py check compose/gorse/config-keys-v0.5.11.txt compose/gorse/config.toml
+
 # --- Grafana, dashboards, metric names, runbooks --------------------------------------------
 section "Grafana dashboards and alert metadata"
 # One Python pass writes the dashboards' queries as recording rules (for promtool to parse)
