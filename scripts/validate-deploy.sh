@@ -373,6 +373,8 @@ check "yamllint compose/ k8s/ (.yamllint)" yamllint -c .yamllint compose k8s .ya
 
 # --- Kubernetes -----------------------------------------------------------------------------
 section "Kubernetes"
+check "k8s/monitoring (PrometheusRule, dashboard ConfigMaps) matches compose's alerts and dashboards" \
+  "$VENV/bin/python" scripts/render-k8s-monitoring.py --check
 for overlay in dev prod; do
   check "kustomize render k8s/overlays/$overlay (kubectl kustomize)" \
     bash -c "'$KUBECTL' kustomize k8s/overlays/$overlay > '$WORK/$overlay.yaml'"
