@@ -143,7 +143,12 @@ impl Services {
     fn all_ready(&self) -> bool {
         self.ports
             .iter()
-            .all(|port| http_get(*port, "/health/ready").is_some_and(|(status, _)| status == 200))
+            // Fully ready: every dependency back ("degraded" also answers 200).
+            .all(|port| {
+                http_get(*port, "/health/ready").is_some_and(|(status, body)| {
+                    status == 200 && body.contains("\"status\":\"ready\"")
+                })
+            })
     }
 
     fn wait_ready(&self, limit: Duration) -> Option<Duration> {

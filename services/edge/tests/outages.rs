@@ -50,13 +50,18 @@ async fn writes_during_a_nats_outage_are_refused_with_503_and_none_is_lost() {
         assert_eq!(reply.body["error"], "event_store_unavailable");
         assert!(reply.headers.contains_key("retry-after"));
     }
+    // Degraded, not unready: the instance stays in its Service and answers 503 + Retry-After
+    // itself (docs/operations.md, "Readiness").
     let ready = edge
         .admin_http
         .get(format!("{}/health/ready", edge.admin))
         .send()
         .await
         .expect("ready");
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.status(), StatusCode::OK);
+    let report: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(report["status"], "degraded", "{report}");
+    assert_ne!(report["checks"]["nats"], "up", "{report}");
 
     backends.nats.restart();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -111,4 +116,26 @@ async fn a_retry_with_the_same_idempotency_key_is_stored_once() {
             .count(),
         1
     );
+}
+
+#[tokio::test]
+async fn with_redis_stopped_the_edge_stays_in_service_and_signs_people_in() {
+    let mut backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    backends.redis.kill();
+
+    // Rate limits fall back to in-process buckets; accounts live in NATS.
+    let user = edge.register("during_redis_outage").await;
+    assert!(!user.token.is_empty());
+    let ready = edge
+        .admin_http
+        .get(format!("{}/health/ready", edge.admin))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let report: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(report["status"], "degraded", "{report}");
+    assert_ne!(report["checks"]["redis"], "up", "{report}");
+    assert_eq!(report["checks"]["nats"], "up", "{report}");
 }

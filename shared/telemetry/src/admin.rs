@@ -3,6 +3,15 @@
 //! Liveness says the process is up. Readiness runs the service's checks (NATS connected, Redis
 //! answering, …) concurrently with a short timeout, and turns 503 as soon as shutdown begins so
 //! load balancers stop sending work before the service drains.
+//!
+//! Readiness means "this instance can serve something useful", not "every dependency is up":
+//! an instance is `not_ready` (503) until every check has passed once — so a rollout waits for
+//! new pods that can reach NATS and Redis — and from then on a failing dependency makes it
+//! `degraded` (200, the failing checks named in the body) rather than unready. A Redis failover
+//! or a NATS restart affects every instance at once; turning them all unready would take the
+//! whole edge out of its Service (connection errors instead of its 503 + `Retry-After` answers
+//! and its fallbacks). Dependency health is for metrics and alerts (docs/operations.md,
+//! "Readiness").
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,6 +41,8 @@ type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + S
 pub struct Readiness {
     checks: Arc<Vec<(&'static str, CheckFn)>>,
     shutdown: CancellationToken,
+    /// Set the first time every check passed.
+    started: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -48,7 +59,7 @@ impl std::fmt::Debug for Readiness {
 /// Outcome of the readiness checks, as served on `/health/ready`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReadinessReport {
-    /// `ready`, `not_ready` or `draining`.
+    /// `ready`, `degraded` (ready, with failing checks), `not_ready` or `draining`.
     pub status: &'static str,
     /// Each check: `up`, or `down: <why>`.
     pub checks: BTreeMap<&'static str, String>,
@@ -57,7 +68,7 @@ pub struct ReadinessReport {
 impl ReadinessReport {
     /// Whether the service should receive work.
     pub fn is_ready(&self) -> bool {
-        self.status == "ready"
+        matches!(self.status, "ready" | "degraded")
     }
 }
 
@@ -67,6 +78,7 @@ impl Readiness {
         Self {
             checks: Arc::new(Vec::new()),
             shutdown,
+            started: Arc::default(),
         }
     }
 
@@ -113,7 +125,10 @@ impl Readiness {
         let status = if self.shutdown.is_cancelled() {
             "draining"
         } else if checks.values().all(|v| v == "up") {
+            self.started.store(true, Ordering::Relaxed);
             "ready"
+        } else if self.started.load(Ordering::Relaxed) {
+            "degraded"
         } else {
             "not_ready"
         };
@@ -142,7 +157,8 @@ pub async fn live() -> Response {
     axum::Json(serde_json::json!({ "status": "live" })).into_response()
 }
 
-/// `GET /health/ready`: 200 when every check passes, else 503; the body lists the checks.
+/// `GET /health/ready`: 200 when ready or degraded, 503 before the first success and while
+/// draining; the body lists the checks.
 pub async fn ready(State(readiness): State<Readiness>) -> Response {
     let report = readiness.report().await;
     let status = if report.is_ready() {
@@ -215,6 +231,27 @@ mod tests {
         assert_eq!(readiness.report().await.checks["consumer"], "down: not yet");
         flag.store(true, Ordering::Relaxed);
         assert!(readiness.report().await.is_ready());
+    }
+
+    #[tokio::test]
+    async fn after_its_first_success_a_failing_dependency_degrades_but_does_not_unready() {
+        let redis_up = Arc::new(AtomicBool::new(false));
+        let readiness = Readiness::new(CancellationToken::new()).with_flag(
+            "redis",
+            redis_up.clone(),
+            "connection refused",
+        );
+        // Never ready yet: a new instance in a rollout waits for its dependencies.
+        assert_eq!(readiness.report().await.status, "not_ready");
+        redis_up.store(true, Ordering::Relaxed);
+        assert_eq!(readiness.report().await.status, "ready");
+        redis_up.store(false, Ordering::Relaxed);
+        let report = readiness.report().await;
+        assert_eq!(report.status, "degraded");
+        assert!(report.is_ready());
+        assert_eq!(report.checks["redis"], "down: connection refused");
+        redis_up.store(true, Ordering::Relaxed);
+        assert_eq!(readiness.report().await.status, "ready");
     }
 
     #[tokio::test]
