@@ -130,7 +130,13 @@ impl UserStore {
         }
     }
 
+    /// The bucket, refusing at once while NATS is disconnected: the client would otherwise
+    /// buffer a write and deliver it after the reconnect, when the caller has long been told it
+    /// failed — a registration answered 503 whose username claim appears a minute later.
     async fn kv(&self) -> Result<&kv::Store, StoreError> {
+        if !crate::nats::is_connected(&self.js.client()) {
+            return Err(StoreError("NATS is not connected".to_owned()));
+        }
         self.bucket
             .get_or_try_init(|| async {
                 crate::nats::open_kv_bucket(&self.js, USERS_BUCKET)
