@@ -329,7 +329,8 @@ async fn record_summary(State(shared): State<Arc<Shared>>) -> Response {
     .into_response()
 }
 
-/// `POST /__double/control?latency_ms=&fail=&status=&ready=`: change behaviour at run time.
+/// `POST /__double/control?latency_ms=&fail=&status=&ready=&auto_insert_user=&auto_insert_item=`:
+/// change behaviour at run time.
 async fn control(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -348,7 +349,20 @@ async fn control(
     if let Some(ready) = query.get("ready").and_then(|v| v.parse::<bool>().ok()) {
         control.not_ready = !ready;
     }
-    axum::Json(json!({"latency_ms": control.latency.as_millis() as u64, "pending_failures": control.failures.len(), "ready": !control.not_ready}))
+    if let Some(on) = query
+        .get("auto_insert_user")
+        .and_then(|v| v.parse::<bool>().ok())
+    {
+        control.auto_insert_user = on;
+    }
+    if let Some(on) = query
+        .get("auto_insert_item")
+        .and_then(|v| v.parse::<bool>().ok())
+    {
+        control.auto_insert_item = on;
+    }
+    axum::Json(json!({"latency_ms": control.latency.as_millis() as u64, "pending_failures": control.failures.len(), "ready": !control.not_ready,
+        "auto_insert_user": control.auto_insert_user, "auto_insert_item": control.auto_insert_item}))
         .into_response()
 }
 
