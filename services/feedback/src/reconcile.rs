@@ -161,7 +161,8 @@ impl ReconcileMetrics {
             "gorse_reconciled_items",
             "Items resolved from the read models instead of staying hidden placeholders, by \
              outcome: upserted (written in full), deleted (the post was deleted: item deleted or \
-             its feedback dropped), gave_up (still unknown after GORSE_RECONCILE_GIVE_UP)",
+             its feedback dropped), gave_up (still unknown after GORSE_RECONCILE_GIVE_UP), \
+             refused (Gorse answered 400 to the item; it stays hidden)",
             metrics.items.clone(),
         );
         registry.register_with_unit(
@@ -202,6 +203,37 @@ fn item_of(post: Post) -> Item {
         daw: post.daw,
     };
     post_item(&created, timestamp)
+}
+
+/// Upserts `items`; if Gorse refuses the request (400: a row it will never take), sends them
+/// one by one and takes the refused ones out of `items`, returning their ids (they leave the
+/// pending set: retrying cannot help, and they must not block the rest).
+async fn write_items(
+    gorse: &GorseClient,
+    items: &mut Vec<Item>,
+) -> Result<Vec<String>, GorseError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    match gorse.insert_items(items).await {
+        Ok(_) => return Ok(Vec::new()),
+        Err(GorseError::Rejected { .. }) => {}
+        Err(err) => return Err(err),
+    }
+    let mut refused = Vec::new();
+    let mut kept = Vec::new();
+    for item in items.drain(..) {
+        match gorse.insert_items(std::slice::from_ref(&item)).await {
+            Ok(_) => kept.push(item),
+            Err(GorseError::Rejected { body, .. }) => {
+                tracing::warn!(item = %item.item_id, reason = body, "Gorse refused a post's item; it stays a hidden placeholder");
+                refused.push(item.item_id);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    *items = kept;
+    Ok(refused)
 }
 
 /// Resolves placeholders; cheap to clone.
@@ -338,8 +370,8 @@ impl Reconciler {
                     Resolution::Deleted => deleted.push(id.clone()),
                 }
             }
+            let refused = write_items(gorse, &mut items).await?;
             if !items.is_empty() {
-                gorse.insert_items(&items).await?;
                 // A post deleted while its item was being written: delete the item again.
                 let written: Vec<String> = items.iter().map(|i| i.item_id.clone()).collect();
                 for (id, again) in self.resolve(&written).await? {
@@ -359,6 +391,7 @@ impl Reconciler {
             for id in &given_up {
                 tracing::warn!(item = %id, "the read models never knew this post; its Gorse item stays a hidden placeholder");
             }
+            // Refused items are in `found` too: they leave the set with it.
             let done: Vec<&String> = found.keys().chain(given_up.iter()).collect();
             if !done.is_empty() {
                 let () = redis::cmd("ZREM")
@@ -376,6 +409,7 @@ impl Reconciler {
             self.metrics.count("upserted", upserted);
             self.metrics.count("deleted", deleted.len());
             self.metrics.count("gave_up", given_up.len());
+            self.metrics.count("refused", refused.len());
             if upserted + deleted.len() > 0 {
                 tracing::info!(
                     upserted,

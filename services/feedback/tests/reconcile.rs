@@ -250,3 +250,106 @@ async fn placeholders_are_resolved_once_the_read_models_know_their_posts() {
     service.stop().await;
     cache.stop().await;
 }
+
+// Gorse v0.5.11 has no insert-if-absent for items (storage/data/sql.go `BatchInsertItems`
+// upserts), so an instance that saw a 404 just before another wrote the real item overwrites it
+// with its placeholder. Its pending entry makes the next pass write the full item back.
+#[tokio::test]
+async fn a_placeholder_that_overwrote_a_real_item_is_rewritten_by_the_next_pass() {
+    let world = World::start().await;
+    let cache = Cache::start(&world).await;
+    let service = world
+        .start_service(world.source().with("GORSE_RECONCILE_INTERVAL", "300ms"))
+        .await;
+    let (author, post) = (UserId::new(), PostId::new());
+    publish(&world, author, created(post, &["dub"])).await;
+    eventually(
+        "the real item in Gorse",
+        Duration::from_secs(10),
+        || async {
+            world
+                .gorse
+                .record()
+                .items
+                .get(&post.to_string())
+                .is_some_and(|item| item["IsHidden"] == false)
+        },
+    )
+    .await;
+
+    // What the racing instance did: the placeholder over the real item, then its pending entry.
+    let placeholder = json!([{"ItemId": post.to_string(), "IsHidden": true, "Categories": [],
+        "Labels": [], "Timestamp": "2026-01-01T00:00:00Z", "Comment": ""}]);
+    reqwest::Client::new()
+        .post(format!("{}/api/items", world.gorse.url()))
+        .json(&placeholder)
+        .send()
+        .await
+        .expect("overwrite")
+        .error_for_status()
+        .expect("overwritten");
+    let () = world
+        .redis()
+        .await
+        .zadd(
+            "gorse_placeholders",
+            post.to_string(),
+            sidechain_events::now_ms(),
+        )
+        .await
+        .expect("zadd");
+
+    eventually("the full item back", Duration::from_secs(10), || async {
+        pending_placeholders(&world).await == 0
+    })
+    .await;
+    assert_full_item(&world.gorse.record().items[&post.to_string()], &["dub"]);
+    service.stop().await;
+    cache.stop().await;
+}
+
+#[tokio::test]
+async fn an_item_gorse_refuses_leaves_the_pending_set_and_is_counted() {
+    let world = World::start().await;
+    let service = world
+        .start_service(world.source().with("GORSE_RECONCILE_INTERVAL", "300ms"))
+        .await;
+    let (author, post) = (UserId::new(), PostId::new());
+    world.publish_likes(1, post).await;
+    eventually("a tracked placeholder", Duration::from_secs(10), || async {
+        pending_placeholders(&world).await == 1
+    })
+    .await;
+    world.gorse.fail_next(1, 400);
+    publish(&world, author, created(post, &["jungle"])).await;
+    eventually(
+        "the refused upsert parked",
+        Duration::from_secs(10),
+        || async { parked(&world).await == 1 },
+    )
+    .await;
+
+    // The pass's batch upsert and then the row on its own are refused.
+    world.gorse.fail_next(2, 400);
+    let cache = Cache::start(&world).await;
+    eventually("the pending set empty", Duration::from_secs(15), || async {
+        pending_placeholders(&world).await == 0
+    })
+    .await;
+    assert_eq!(
+        world.gorse.record().items[&post.to_string()]["IsHidden"],
+        true,
+        "still the placeholder"
+    );
+    let metrics = service.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "sidechain_gorse_reconciled_items_total{outcome=\"refused\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    service.stop().await;
+    cache.stop().await;
+}
