@@ -2,8 +2,10 @@
 //! this project uses, with Gorse's status codes and body formats: JSON bodies with Gorse's
 //! field names, `{"RowAffected": n}` for writes, plain-text errors, `X-API-Key` checked except on
 //! `/api/health/*` (401 `unauthorized`, as Gorse's `AuthFilter`), `/api/health/live` always 200,
-//! `/api/health/ready` 200 or 503 with the same status JSON. Gorse itself cannot run on the development
-//! machines; the real image runs in `compose/`.
+//! `/api/health/ready` 200 or 503 with the same status JSON, ids never checked for emptiness (a
+//! missing id is `""`, as Go decodes it), paths no route matches answered `404: Page Not Found`
+//! and non-canonical ones (`//`) redirected, feedback readable by user and item. Gorse itself
+//! cannot run on the development machines; the real image runs in `compose/`.
 //!
 //! It records everything it received, and can be told to fail the next N API requests with a
 //! status (health checks excepted), to report itself not ready (503 on `/api/health/ready`),
