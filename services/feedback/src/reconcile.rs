@@ -157,6 +157,10 @@ impl ReconcileMetrics {
             duration: Histogram::new([0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0]),
             pending: Gauge::default(),
         };
+        // Every outcome from zero, so rates and dashboards have a series before the first one.
+        for outcome in ["upserted", "deleted", "gave_up", "refused"] {
+            metrics.items.get_or_create(&OutcomeLabels { outcome });
+        }
         registry.register(
             "gorse_reconciled_items",
             "Items resolved from the read models instead of staying hidden placeholders, by \
