@@ -385,8 +385,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
         .merge(double_control)
         // go-restful (curly.go `SelectRoute`) answers a path no route matches — among them an
-        // empty last id such as `/api/item/` — with 404 and this text, before any filter (so
-        // before the API key check).
+        // empty last id such as `/api/item/`, whose trailing `/` route.go `tokenizePath` trims
+        // — with 404 and this text, before any filter (so before the API key check). Read in
+        // go-restful v3.12.0; Gorse v0.5.11 pins v3.13.0, and the router last changed in v3.11.0.
         .fallback(|| async { text(StatusCode::NOT_FOUND, "404: Page Not Found") })
         .layer(axum::middleware::from_fn(go_serve_mux))
 }
