@@ -16,10 +16,11 @@
 //! several instances, or a pass repeated after a crash, do no harm.
 //!
 //! Multi-instance race: Gorse v0.5.11 has no insert-if-absent for an item with metadata —
-//! `POST /api/items` and `POST /api/item` upsert (storage/data/sql.go `BatchInsertItems`, `ON
-//! CONFLICT DO UPDATE`), `PATCH /api/item/{id}` only updates an existing row (`ModifyItem`),
-//! and the one insert-if-absent (`BatchInsertFeedback` with `auto_insert_item`, `ON CONFLICT
-//! DO NOTHING`) makes a visible item without categories. So a placeholder written after
+//! `POST /api/items` and `POST /api/item` upsert (server/rest.go 1236-1357 →
+//! storage/data/sql.go `BatchInsertItems`, 921-954, `ON CONFLICT DO UPDATE`), `PATCH
+//! /api/item/{id}` only updates an existing row (`ModifyItem`, 1120-1150), and the one
+//! insert-if-absent (`BatchInsertFeedback` with `auto_insert_item`, 1598-1607, `ON CONFLICT DO
+//! NOTHING`) makes a visible item without categories. So a placeholder written after
 //! another instance's real upsert would overwrite it. It is written only when the read models
 //! do not hold the post, and its pending entry makes the next pass write the full item once
 //! they do; after writing items a pass asks the read models again and deletes any item whose
