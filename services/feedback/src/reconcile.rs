@@ -160,7 +160,7 @@ impl ReconcileMetrics {
         };
         // Every outcome from zero, so rates and dashboards have a series before the first one.
         for outcome in ["upserted", "deleted", "gave_up", "refused"] {
-            metrics.items.get_or_create(&OutcomeLabels { outcome });
+            let _ = metrics.items.get_or_create(&OutcomeLabels { outcome });
         }
         registry.register(
             "gorse_reconciled_items",
