@@ -341,6 +341,15 @@ d.state("Circuit breaker per instance", "0 closed, 1 half-open, 2 open.",
 d.ts("Last sync age", "Seconds since Gorse last accepted a batch, per instance.",
      [(f"time() - sidechain_feedback_last_sync_timestamp_seconds{{{FB}}}", "{{instance}}")],
      unit="s", w=24, h=6)
+d.ts("Placeholder items", "Items Gorse lacked when feedback came: written from the read models (upserted), dropped for deleted posts, or written as hidden placeholders that wait in gorse_placeholders until a reconciliation pass resolves them (docs/operations.md, hidden placeholders).",
+     [(f"max(sidechain_gorse_placeholders_pending{{{FB}}})", "pending"),
+      (f"sum(rate(sidechain_gorse_placeholder_items_total{{{FB}}}[{RI}])) * 60", "placeholders/min"),
+      (f"sum by (outcome) (rate(sidechain_gorse_reconciled_items_total{{{FB}}}[{RI}])) * 60", "resolved/min {{outcome}}")],
+     unit="short", w=12, h=6)
+d.ts("Reconciliation pass duration", "p50 / p99 of one pass over the pending placeholders.",
+     [(f"histogram_quantile(0.5, sum by (le) (rate(sidechain_gorse_reconcile_duration_seconds_bucket{{{FB}}}[{RI}])))", "p50"),
+      (f"histogram_quantile(0.99, sum by (le) (rate(sidechain_gorse_reconcile_duration_seconds_bucket{{{FB}}}[{RI}])))", "p99")],
+     unit="s", w=12, h=6)
 dashes.append(d)
 
 # ------------------------------------------------------------------ cache

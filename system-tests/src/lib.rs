@@ -3,6 +3,7 @@
 //! `just up` would run them (with short batch timeouts so tests are quick).
 
 pub mod chaos;
+pub mod gorse_smoke;
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Point lookups for the edge: does a post or comment exist (`lookup.post`, `lookup.comment`),
-//! and a page of a post's comments (`comments.list`).
+//! and a page of a post's comments (`comments.list`); for the feedback service, posts by id
+//! (`posts.get`), to write the Gorse items of posts whose `post_created` never reached Gorse.
 //!
 //! Read-your-writes: a post created a moment ago may not be applied yet. On a miss the lookup
 //! waits (up to [`BARRIER_TIMEOUT`]) until the read models include every event the stream held
@@ -11,9 +12,9 @@ use prost::Message as _;
 use redis::AsyncCommands as _;
 use sidechain_events::rpc::{
     CommentItem, CommentsReply, CommentsRequest, ErrorCode, LookupReply, LookupRequest, Post,
-    RpcError, lookup_request::Target,
+    PostsReply, PostsRequest, RpcError, lookup_request::Target,
 };
-use sidechain_events::subjects::EVENTS_STREAM;
+use sidechain_events::subjects::{EVENTS_STREAM, POSTS_GET_MAX_IDS};
 use sidechain_events::{CommentId, PostId};
 use sidechain_infra::redis::RedisConn;
 use tokio::sync::watch;
@@ -140,6 +141,59 @@ impl Lookups {
             .query_async(&mut conn)
             .await?;
         Ok(post.zip(user).map(|(post, user)| (user, post)))
+    }
+
+    /// Answers `posts.get`: the posts the read models hold and the ids known to be deleted.
+    /// No read-your-writes barrier: the caller asks again later for what is not there yet.
+    pub async fn posts(&self, request: &PostsRequest) -> PostsReply {
+        if request.post_ids.len() > POSTS_GET_MAX_IDS {
+            return PostsReply {
+                error: Some(RpcError {
+                    code: ErrorCode::InvalidArgument as i32,
+                    message: format!("at most {POSTS_GET_MAX_IDS} post ids per request"),
+                }),
+                ..Default::default()
+            };
+        }
+        let ids: Vec<PostId> = request
+            .post_ids
+            .iter()
+            .filter_map(|id| id.parse().ok())
+            .collect();
+        match self.posts_by_id(&ids).await {
+            Ok(reply) => reply,
+            Err(err) => {
+                tracing::warn!(error = %err, "posts lookup failed");
+                PostsReply {
+                    error: Some(unavailable()),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    async fn posts_by_id(&self, ids: &[PostId]) -> redis::RedisResult<PostsReply> {
+        let mut reply = PostsReply::default();
+        if ids.is_empty() {
+            return Ok(reply);
+        }
+        // One HMGET per post (each post hash is in its own cluster slot), in one round trip.
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HMGET")
+                .arg(keys::post(*id))
+                .arg(&["data", "deleted"]);
+        }
+        let mut conn = self.redis.clone();
+        let rows: Vec<(Option<Vec<u8>>, Option<String>)> = pipe.query_async(&mut conn).await?;
+        for (id, (data, deleted)) in ids.iter().zip(rows) {
+            if deleted.as_deref() == Some("1") {
+                reply.deleted_post_ids.push(id.to_string());
+            } else if let Some(post) = data.and_then(|bytes| Post::decode(bytes.as_slice()).ok()) {
+                reply.posts.push(post);
+            }
+        }
+        Ok(reply)
     }
 
     /// Answers `comments.list`: oldest first.

@@ -10,7 +10,7 @@ use async_nats::{Client, Subscriber};
 use futures::StreamExt as _;
 use prost::Message as _;
 use sidechain_events::rpc::{
-    CacheInvalidation, CommentsRequest, FeedRequest, LookupRequest, SessionRequest,
+    CacheInvalidation, CommentsRequest, FeedRequest, LookupRequest, PostsRequest, SessionRequest,
 };
 use sidechain_events::subjects;
 use tokio::sync::{Semaphore, watch};
@@ -44,6 +44,7 @@ enum Route {
     Session,
     Lookup,
     Comments,
+    Posts,
 }
 
 impl Route {
@@ -53,6 +54,7 @@ impl Route {
             Route::Session => "auth.session",
             Route::Lookup => "lookup",
             Route::Comments => "comments.list",
+            Route::Posts => "posts.get",
         }
     }
 }
@@ -80,6 +82,11 @@ impl Handlers {
                 .comments(&CommentsRequest::decode(payload)?)
                 .await
                 .encode_to_vec(),
+            Route::Posts => self
+                .lookups
+                .posts(&PostsRequest::decode(payload)?)
+                .await
+                .encode_to_vec(),
         })
     }
 }
@@ -100,6 +107,7 @@ pub async fn serve(
         (subjects::LOOKUP_POST.to_owned(), Route::Lookup),
         (subjects::LOOKUP_COMMENT.to_owned(), Route::Lookup),
         (subjects::COMMENTS_LIST.to_owned(), Route::Comments),
+        (subjects::POSTS_GET.to_owned(), Route::Posts),
     ];
     for (subject, route) in routes {
         let subscription = client

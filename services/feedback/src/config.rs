@@ -20,6 +20,8 @@ pub struct Config {
     pub gorse: GorseConfig,
     /// Batching, dead-letter and consumer settings.
     pub pipeline: PipelineConfig,
+    /// Resolving placeholder items from the read models.
+    pub reconcile: crate::reconcile::ReconcileConfig,
 }
 
 /// How events flow to Gorse. Field `foo` is variable `FOO`.
@@ -135,6 +137,7 @@ impl Config {
             service: ServiceConfig::from_source(source, DEFAULT_METRICS_PORT)?,
             gorse: GorseConfig::from_source(source)?,
             pipeline,
+            reconcile: crate::reconcile::ReconcileConfig::from_source(source)?,
         })
     }
 }

@@ -10,9 +10,12 @@
 //! Gorse is configured with `auto_insert_item = false` (compose/gorse/config.toml), so feedback
 //! on an item it lacks is dropped while the reply still counts it (storage/data/sql.go
 //! `BatchInsertFeedback`). Before feedback is sent, every item it points at that is neither in
-//! the batch nor known to this process is looked up (`GET /api/item/{id}`); a missing one gets a
-//! hidden placeholder ([`crate::mapping::placeholder_item`]). Only a 404 leads to a placeholder,
-//! so a real item's categories and labels are never overwritten.
+//! the batch nor known to this process is looked up (`GET /api/item/{id}`). A missing post is
+//! asked of the read models ([`crate::reconcile`]): written in full if they hold it, its
+//! feedback dropped if it was deleted, and otherwise written as a hidden placeholder
+//! ([`crate::mapping::placeholder_item`]) that the reconciliation resolves later. Only a 404
+//! leads to a write, so a real item's categories and labels are not overwritten (see
+//! [`crate::reconcile`] for the race between instances).
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +25,7 @@ use sidechain_gorse::{Feedback, GorseClient, GorseError, Item, RowAffected, User
 use tracing::Instrument as _;
 
 use crate::mapping::{GorseOp, placeholder_item};
+use crate::reconcile::{Reconciler, Resolution};
 
 /// Item ids remembered as present in Gorse; past this many the least used are forgotten (a few
 /// extra lookups, never a wrong answer that matters: a lookup only avoids a placeholder).
@@ -44,6 +48,8 @@ pub struct Delivery {
     known_items: moka::sync::Cache<String, ()>,
     /// Hidden placeholders written for items Gorse lacked.
     placeholders: Counter,
+    /// Resolves missing posts from the read models (none: always a placeholder).
+    reconciler: Option<Reconciler>,
 }
 
 impl Delivery {
@@ -61,7 +67,14 @@ impl Delivery {
             gorse,
             known_items: moka::sync::Cache::new(KNOWN_ITEMS_CAP),
             placeholders,
+            reconciler: None,
         }
+    }
+
+    /// Missing posts are asked of the read models before a placeholder is written.
+    pub fn with_reconciler(mut self, reconciler: Reconciler) -> Self {
+        self.reconciler = Some(reconciler);
+        self
     }
 
     fn remember<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
@@ -80,6 +93,8 @@ impl Delivery {
     ) -> Result<Vec<(GorseOp, String)>, GorseError> {
         let mut settled: HashSet<String> = items.iter().map(|i| i.item_id.clone()).collect();
         let mut unconfirmed: HashMap<String, String> = HashMap::new();
+        // Items Gorse lacks, with the timestamp of their first feedback.
+        let mut missing: Vec<(String, String)> = Vec::new();
         for row in feedback.iter() {
             let id = &row.item_id;
             if settled.contains(id) || self.known_items.contains_key(id) {
@@ -88,17 +103,15 @@ impl Delivery {
             settled.insert(id.clone());
             match self.gorse.item_exists(id).await {
                 Ok(true) => self.remember([id.as_str()]),
-                Ok(false) => {
-                    tracing::info!(item = %id, "item unknown to Gorse; sending a hidden placeholder before its feedback");
-                    items.push(placeholder_item(id, &row.timestamp));
-                    self.placeholders.inc();
-                }
+                Ok(false) => missing.push((id.clone(), row.timestamp.clone())),
                 Err(GorseError::Rejected { body, .. }) => {
                     unconfirmed.insert(id.clone(), body);
                 }
                 Err(err) => return Err(err),
             }
         }
+        let deleted = self.write_missing(missing, items).await;
+        feedback.retain(|row| !deleted.contains(&row.item_id));
         let mut refused = Vec::new();
         feedback.retain(|row| match unconfirmed.get(&row.item_id) {
             Some(why) => {
@@ -108,6 +121,64 @@ impl Delivery {
             None => true,
         });
         Ok(refused)
+    }
+
+    /// Adds to `items` what Gorse lacks: a post the read models hold in full, anything else
+    /// as a hidden placeholder (tracked for the reconciliation). Returns the posts the read
+    /// models know as deleted: their feedback is not sent (Gorse deleted the item and its
+    /// feedback).
+    async fn write_missing(
+        &self,
+        missing: Vec<(String, String)>,
+        items: &mut Vec<Item>,
+    ) -> HashSet<String> {
+        let mut deleted = HashSet::new();
+        if missing.is_empty() {
+            return deleted;
+        }
+        let posts: Vec<String> = missing
+            .iter()
+            .map(|(id, _)| id.clone())
+            .filter(|id| !id.starts_with("user:"))
+            .collect();
+        let mut found = match &self.reconciler {
+            Some(reconciler) if !posts.is_empty() => {
+                reconciler.resolve(&posts).await.unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "cannot ask the read models; writing placeholders");
+                    HashMap::new()
+                })
+            }
+            _ => HashMap::new(),
+        };
+        let mut tracked = Vec::new();
+        for (id, timestamp) in missing {
+            match found.remove(&id) {
+                Some(Resolution::Post(item)) => {
+                    tracing::info!(item = %id, "item unknown to Gorse; writing it from the read models before its feedback");
+                    items.push(*item);
+                }
+                Some(Resolution::Deleted) => {
+                    tracing::info!(item = %id, "feedback on a deleted post; not sent");
+                    deleted.insert(id);
+                }
+                None => {
+                    tracing::info!(item = %id, "item unknown to Gorse; sending a hidden placeholder before its feedback");
+                    items.push(placeholder_item(&id, &timestamp));
+                    self.placeholders.inc();
+                    if !id.starts_with("user:") {
+                        tracked.push(id);
+                    }
+                }
+            }
+        }
+        if let Some(reconciler) = &self.reconciler {
+            let upserted = posts.len().saturating_sub(deleted.len() + tracked.len());
+            reconciler.resolved_at_lookup(upserted, deleted.len());
+            if let Err(err) = reconciler.track(&tracked).await {
+                tracing::warn!(error = %err, items = tracked.len(), "cannot remember placeholders for the reconciliation (Redis)");
+            }
+        }
+        deleted
     }
 
     /// The client (for health checks and the breaker).

@@ -6,7 +6,9 @@
 //! `sidechain-gorse`). A batch Gorse cannot take goes to the Redis dead-letter list
 //! ([`dead_letter`]), flushed every 5 minutes and as soon as Gorse is healthy again
 //! ([`health`]). Messages are acknowledged only once their batch is in Gorse or in Redis, so
-//! no feedback is lost, and no user request ever waits for Gorse.
+//! no feedback is lost, and no user request ever waits for Gorse. Items Gorse lacks are written
+//! from the cache service's read models, or as hidden placeholders resolved later
+//! ([`reconcile`]).
 
 pub mod batch;
 pub mod config;
@@ -16,6 +18,7 @@ pub mod delivery;
 pub mod health;
 pub mod mapping;
 pub mod metrics;
+pub mod reconcile;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +40,7 @@ use crate::consumer::Pipeline;
 use crate::dead_letter::DeadLetters;
 use crate::delivery::Delivery;
 use crate::metrics::FeedbackMetrics;
+use crate::reconcile::Reconciler;
 
 /// Name in logs, traces and the NATS connection.
 pub const SERVICE: &str = "sidechain-feedback";
@@ -77,10 +81,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         ..
     } = foundation;
     let metrics = FeedbackMetrics::register(&mut registry);
+    let reconciler = Reconciler::new(
+        nats_client.clone(),
+        redis.clone(),
+        config.reconcile.clone(),
+        &mut registry,
+    );
     let delivery = Delivery::new(
         GorseClient::new(&config.gorse, &mut registry)?,
         &mut registry,
-    );
+    )
+    .with_reconciler(reconciler.clone());
     let dead_letters = DeadLetters::new(redis, metrics.clone());
     let consuming = Arc::new(AtomicBool::new(false));
     let readiness = readiness.with_flag("consumer", consuming.clone(), "not consuming yet");
@@ -126,6 +137,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config.pipeline.gorse_health_interval,
         shutdown.clone(),
     ));
+    tasks.spawn(reconciler.run(delivery.gorse().clone(), shutdown.clone()));
     tasks.spawn(health::flush_dead_letters(
         dead_letters.clone(),
         delivery,

@@ -17,6 +17,7 @@ use chrono::{TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sidechain_events::DecodedEvent;
+use sidechain_events::events::PostCreated;
 use sidechain_events::events::event::Payload;
 use sidechain_gorse::{Feedback, Item, User};
 
@@ -122,7 +123,8 @@ pub fn placeholder_item(item_id: &str, timestamp: &str) -> Item {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
+/// `ms` since the epoch as Gorse's RFC 3339 timestamp.
+pub fn rfc3339(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
         .single()
         .unwrap_or_default()
@@ -155,6 +157,22 @@ fn checked_labels(labels: serde_json::Value) -> serde_json::Value {
             tracing::warn!(error = why, "labels Gorse would refuse; sending none");
             serde_json::Value::Null
         }
+    }
+}
+
+/// The Gorse item of a post: what `post_created` writes, and what the reconciliation writes
+/// from the read models (`crate::reconcile`) — one function, so both are the same row.
+pub fn post_item(post: &PostCreated, timestamp: String) -> Item {
+    let mut categories = post.genres.clone();
+    categories.push(bpm_category(post.bpm));
+    categories.push(key_category(&post.key));
+    Item {
+        item_id: post.post_id.clone(),
+        is_hidden: false,
+        categories,
+        labels: checked_labels(json!({ "genres": post.genres, "bpm": post.bpm, "key": post.key })),
+        timestamp,
+        comment: post.title.clone(),
     }
 }
 
@@ -199,21 +217,7 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
                 &user_item(&unfollow.target_user_id),
             )]
         }
-        Payload::PostCreated(post) => {
-            let mut categories = post.genres.clone();
-            categories.push(bpm_category(post.bpm));
-            categories.push(key_category(&post.key));
-            vec![GorseOp::UpsertItem(Item {
-                item_id: post.post_id.clone(),
-                is_hidden: false,
-                categories,
-                labels: checked_labels(
-                    json!({ "genres": post.genres, "bpm": post.bpm, "key": post.key }),
-                ),
-                timestamp,
-                comment: post.title.clone(),
-            })]
-        }
+        Payload::PostCreated(post) => vec![GorseOp::UpsertItem(post_item(post, timestamp))],
         Payload::PostDeleted(deleted) => vec![GorseOp::DeleteItem {
             item_id: deleted.post_id.clone(),
         }],
@@ -237,7 +241,7 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
 mod tests {
     use super::*;
     use prost::Message as _;
-    use sidechain_events::events::{Like, Logout, Play, PostCreated};
+    use sidechain_events::events::{Like, Logout, Play};
     use sidechain_events::{EventId, NewEvent, UserId, decode_event};
 
     fn decoded(payload: Payload) -> DecodedEvent {

@@ -20,6 +20,11 @@ pub const LOOKUP_POST: &str = "lookup.post";
 pub const LOOKUP_COMMENT: &str = "lookup.comment";
 /// Request/reply: a page of a post's comments.
 pub const COMMENTS_LIST: &str = "comments.list";
+/// Request/reply: posts by id from the read models (`PostsRequest` → `PostsReply`), asked by
+/// the feedback service to write Gorse items its placeholders stand in for.
+pub const POSTS_GET: &str = "posts.get";
+/// Largest number of ids in one `posts.get` request.
+pub const POSTS_GET_MAX_IDS: usize = 1000;
 /// Broadcast (core NATS): cache instances drop in-process copies.
 pub const CACHE_INVALIDATE: &str = "cache.invalidate";
 /// Queue group shared by all cache instances for request/reply subjects.

@@ -166,13 +166,15 @@ impl Identity {
                         subjects::LOOKUP_POST.to_owned(),
                         subjects::LOOKUP_COMMENT.to_owned(),
                         subjects::COMMENTS_LIST.to_owned(),
+                        subjects::POSTS_GET.to_owned(),
                         subjects::CACHE_INVALIDATE.to_owned(),
                     ],
                     allow_responses: true,
                 }
             }
             Identity::Feedback => {
-                let mut publish = vec![stream_info];
+                // `posts.get`: resolving hidden placeholder items from the read models.
+                let mut publish = vec![stream_info, subjects::POSTS_GET.to_owned()];
                 publish.extend(durable_consumer(subjects::FEEDBACK_CONSUMER));
                 publish.extend(kv_read_write(subjects::STATUS_BUCKET));
                 Permissions {
@@ -214,10 +216,12 @@ impl Identity {
                  ~comment:* ~user_posts:* ~following:* ~followers:* ~timeline:* ~recent \
                  ~big_authors ~readmodel:* ~page:* ~jwt_cache:* ~revoked:* ~session_epoch:*"
             ),
-            // The dead-letter list, its processing and parked lists and its flush lock.
+            // The dead-letter list, its processing and parked lists and its flush lock; the
+            // placeholders waiting to be resolved (`services/feedback/src/reconcile.rs`).
             Identity::Feedback => format!(
                 "{REDIS_CONNECT} {REDIS_SCRIPTS} +rpush +llen +lmove +lrem +lrange +set +get +del \
-                 ~gorse_failed_feedback ~{{gorse_failed_feedback}}:*"
+                 +zadd +zrange +zrem +zcard \
+                 ~gorse_failed_feedback ~{{gorse_failed_feedback}}:* ~gorse_placeholders"
             ),
         };
         Some(rules)
@@ -389,6 +393,23 @@ mod tests {
         let edge = Identity::Edge.permissions().expect("restricted");
         assert!(edge.publish.contains(&"events.>".to_owned()));
         assert!(Identity::Admin.permissions().is_none());
+    }
+
+    #[test]
+    fn the_feedback_service_asks_for_posts_and_only_the_cache_answers() {
+        let feedback = Identity::Feedback.permissions().expect("restricted");
+        assert!(feedback.publish.contains(&subjects::POSTS_GET.to_owned()));
+        for identity in [Identity::Edge, Identity::Cache, Identity::Feedback] {
+            let p = identity.permissions().expect("restricted");
+            assert_eq!(
+                p.subscribe.contains(&subjects::POSTS_GET.to_owned()),
+                identity == Identity::Cache,
+                "{identity:?} subscribes {:?}",
+                p.subscribe
+            );
+        }
+        let redis = Identity::Feedback.redis_rules().expect("restricted");
+        assert!(redis.contains("~gorse_placeholders") && redis.contains("+zadd"));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! this project uses, with Gorse's status codes and body formats: JSON bodies with Gorse's
 //! field names, `{"RowAffected": n}` for writes, plain-text errors, `X-API-Key` checked except on
 //! `/api/health/*` (401 `unauthorized`, as Gorse's `AuthFilter`), `/api/health/live` always 200,
-//! `/api/health/ready` 200 or 503 with the same status JSON. Gorse itself cannot run on the development
-//! machines; the real image runs in `compose/`.
+//! `/api/health/ready` 200 or 503 with the same status JSON, ids never checked for emptiness (a
+//! missing id is `""`, as Go decodes it), paths no route matches answered `404: Page Not Found`
+//! and non-canonical ones (`//`) redirected, feedback readable by user and item. Gorse itself
+//! cannot run on the development machines; the real image runs in `compose/`.
 //!
 //! It records everything it received, and can be told to fail the next N API requests with a
 //! status (health checks excepted), to report itself not ready (503 on `/api/health/ready`),
@@ -20,7 +22,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -329,7 +331,8 @@ async fn record_summary(State(shared): State<Arc<Shared>>) -> Response {
     .into_response()
 }
 
-/// `POST /__double/control?latency_ms=&fail=&status=&ready=`: change behaviour at run time.
+/// `POST /__double/control?latency_ms=&fail=&status=&ready=&auto_insert_user=&auto_insert_item=`:
+/// change behaviour at run time.
 async fn control(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -348,7 +351,20 @@ async fn control(
     if let Some(ready) = query.get("ready").and_then(|v| v.parse::<bool>().ok()) {
         control.not_ready = !ready;
     }
-    axum::Json(json!({"latency_ms": control.latency.as_millis() as u64, "pending_failures": control.failures.len(), "ready": !control.not_ready}))
+    if let Some(on) = query
+        .get("auto_insert_user")
+        .and_then(|v| v.parse::<bool>().ok())
+    {
+        control.auto_insert_user = on;
+    }
+    if let Some(on) = query
+        .get("auto_insert_item")
+        .and_then(|v| v.parse::<bool>().ok())
+    {
+        control.auto_insert_item = on;
+    }
+    axum::Json(json!({"latency_ms": control.latency.as_millis() as u64, "pending_failures": control.failures.len(), "ready": !control.not_ready,
+        "auto_insert_user": control.auto_insert_user, "auto_insert_item": control.auto_insert_item}))
         .into_response()
 }
 
@@ -368,6 +384,51 @@ fn router(shared: Arc<Shared>) -> Router {
         ))
         .with_state(shared)
         .merge(double_control)
+        // go-restful (curly.go `SelectRoute`) answers a path no route matches — among them an
+        // empty last id such as `/api/item/`, whose trailing `/` route.go `tokenizePath` trims
+        // — with 404 and this text, before any filter (so before the API key check). Read in
+        // go-restful v3.12.0; Gorse v0.5.11 pins v3.13.0, and the router last changed in v3.11.0.
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "404: Page Not Found") })
+        .layer(axum::middleware::from_fn(go_serve_mux))
+}
+
+/// Go's `net/http.ServeMux`, which go-restful's `Container.ServeHTTP` goes through (Gorse's
+/// server/rest.go `StartHttpServer` serves the container): a path that is not canonical — an
+/// empty segment such as `/api/feedback/like//p1` (an empty user id), `.` or `..` — is
+/// answered `301 Moved Permanently` to the cleaned path, never routed.
+async fn go_serve_mux(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    let canonical = segments
+        .iter()
+        .enumerate()
+        .all(|(i, s)| (!s.is_empty() || i == last) && *s != "." && *s != "..");
+    if canonical {
+        return next.run(request).await;
+    }
+    let mut cleaned: Vec<&str> = Vec::new();
+    for segment in &segments {
+        match *segment {
+            "" | "." => {}
+            ".." => {
+                cleaned.pop();
+            }
+            other => cleaned.push(other),
+        }
+    }
+    let mut location = format!("/{}", cleaned.join("/"));
+    if path.ends_with('/') && location != "/" {
+        location.push('/');
+    }
+    if let Some(query) = request.uri().query() {
+        location = format!("{location}?{query}");
+    }
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [("location", location.as_str())],
+    )
+        .into_response()
 }
 
 /// Gorse's endpoints.
@@ -376,8 +437,9 @@ fn api_routes() -> Router<Arc<Shared>> {
         .route("/api/feedback", post(insert_feedback).put(put_feedback))
         .route(
             "/api/feedback/{feedback_type}/{user}/{item}",
-            delete(delete_feedback),
+            get(get_typed_feedback).delete(delete_feedback),
         )
+        .route("/api/feedback/{user}/{item}", get(get_user_item_feedback))
         .route("/api/items", post(insert_items))
         .route("/api/item/{id}", get(get_item).delete(delete_item))
         .route("/api/users", post(insert_users))
@@ -459,11 +521,32 @@ fn parse_array(body: &Bytes) -> Result<Vec<Value>, String> {
     }
 }
 
-fn feedback_key(row: &Value) -> Option<(String, String, String)> {
-    Some((
-        row.get("FeedbackType")?.as_str()?.to_owned(),
-        row.get("UserId")?.as_str()?.to_owned(),
-        row.get("ItemId")?.as_str()?.to_owned(),
+/// A string field of a row as Go's `encoding/json` reads it into a `string`: absent or `null`
+/// is `""`, another type an `UnmarshalTypeError` (its text, approximately) (Gorse checks no id for emptiness: server/rest.go `insertFeedback`, `insertItems`,
+/// `insertUsers` go straight to the data store), anything but a string is a 400.
+fn go_string(row: &Value, type_name: &str, field: &str) -> Result<String, String> {
+    match row.get(field) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => {
+            let kind = match other {
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "number",
+                Value::Array(_) => "array",
+                _ => "object",
+            };
+            Err(format!(
+                "json: cannot unmarshal {kind} into Go struct field {type_name}.{field} of type string"
+            ))
+        }
+    }
+}
+
+fn feedback_key(row: &Value) -> Result<(String, String, String), String> {
+    Ok((
+        go_string(row, "Feedback", "FeedbackType")?,
+        go_string(row, "Feedback", "UserId")?,
+        go_string(row, "Feedback", "ItemId")?,
     ))
 }
 
@@ -476,12 +559,10 @@ fn write_feedback(shared: &Shared, body: &Bytes, add_up: bool) -> Response {
         Ok(rows) => rows,
         Err(why) => return text(StatusCode::BAD_REQUEST, &why),
     };
-    let keys: Option<Vec<_>> = rows.iter().map(feedback_key).collect();
-    let Some(keys) = keys else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "FeedbackType, UserId and ItemId are required",
-        );
+    let keys: Result<Vec<_>, _> = rows.iter().map(feedback_key).collect();
+    let keys = match keys {
+        Ok(keys) => keys,
+        Err(why) => return text(StatusCode::BAD_REQUEST, &why),
     };
     let count = rows.len();
     let (insert_user, insert_item) = {
@@ -489,8 +570,11 @@ fn write_feedback(shared: &Shared, body: &Bytes, add_up: bool) -> Response {
         (control.auto_insert_user, control.auto_insert_item)
     };
     let mut record = lock(&shared.record);
-    for (key, row) in keys.into_iter().zip(rows) {
+    for (key, mut row) in keys.into_iter().zip(rows) {
         record.feedback_received.push(row.clone());
+        row["FeedbackType"] = json!(key.0);
+        row["UserId"] = json!(key.1);
+        row["ItemId"] = json!(key.2);
         let (_, user, item) = &key;
         // storage/data/sql.go (v0.5.11) `BatchInsertFeedback`, lines 1542-1655: with
         // `insertUser`/`insertItem` the missing rows are created (`ON CONFLICT DO NOTHING`, no
@@ -536,6 +620,55 @@ async fn put_feedback(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
 
 async fn insert_feedback(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     write_feedback(&shared, &body, true)
+}
+
+/// Gorse's `data.Feedback` as its GET routes answer it (`Updated` = `Timestamp` on write:
+/// storage/data/sql.go `BatchInsertFeedback`).
+fn feedback_json(row: &Value) -> Value {
+    json!({
+        "FeedbackType": row.get("FeedbackType").cloned().unwrap_or(json!("")),
+        "UserId": row.get("UserId").cloned().unwrap_or(json!("")),
+        "ItemId": row.get("ItemId").cloned().unwrap_or(json!("")),
+        "Value": row.get("Value").cloned().unwrap_or(json!(0.0)),
+        "Timestamp": row.get("Timestamp").cloned().unwrap_or(json!("")),
+        "Updated": row.get("Timestamp").cloned().unwrap_or(json!("")),
+        "Comment": row.get("Comment").cloned().unwrap_or(json!("")),
+    })
+}
+
+/// server/rest.go `getUserItemFeedback`: every type of feedback `user` gave `item`, `[]` if none.
+async fn get_user_item_feedback(
+    State(shared): State<Arc<Shared>>,
+    Path((user, item)): Path<(String, String)>,
+) -> Response {
+    let record = lock(&shared.record);
+    let rows: Vec<Value> = record
+        .feedback
+        .iter()
+        .filter(|((_, u, i), _)| u == &user && i == &item)
+        .map(|(_, row)| feedback_json(row))
+        .collect();
+    axum::Json(rows).into_response()
+}
+
+/// server/rest.go `getTypedUserItemFeedback`: the row. When there is none, Gorse indexes an
+/// empty slice (`feedback[0]`) and panics; go-restful does not recover by default
+/// (container.go `doNotRecover: true`), so net/http closes the connection without an answer.
+/// The double answers 500 with the panic text instead: a client must not read a missing row.
+async fn get_typed_feedback(
+    State(shared): State<Arc<Shared>>,
+    Path((feedback_type, user, item)): Path<(String, String, String)>,
+) -> Response {
+    match lock(&shared.record)
+        .feedback
+        .get(&(feedback_type, user, item))
+    {
+        Some(row) => axum::Json(feedback_json(row)).into_response(),
+        None => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "runtime error: index out of range [0] with length 0",
+        ),
+    }
 }
 
 async fn delete_feedback(
@@ -585,12 +718,19 @@ async fn insert_items(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
         Ok(rows) => rows,
         Err(why) => return text(StatusCode::BAD_REQUEST, &why),
     };
+    let ids: Result<Vec<String>, String> = rows
+        .iter()
+        .map(|row| go_string(row, "Item", "ItemId"))
+        .collect();
+    let ids = match ids {
+        Ok(ids) => ids,
+        Err(why) => return text(StatusCode::BAD_REQUEST, &why),
+    };
     let mut record = lock(&shared.record);
     let count = rows.len();
-    for row in rows {
-        let Some(id) = row.get("ItemId").and_then(Value::as_str).map(str::to_owned) else {
-            return text(StatusCode::BAD_REQUEST, "ItemId is required");
-        };
+    for (id, mut row) in ids.into_iter().zip(rows) {
+        // An empty id is stored like any other (storage/data/sql.go `BatchInsertItems`).
+        row["ItemId"] = json!(id);
         record.items.insert(id, row);
     }
     row_affected(count)
@@ -619,12 +759,19 @@ async fn insert_users(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
         Ok(rows) => rows,
         Err(why) => return text(StatusCode::BAD_REQUEST, &why),
     };
+    let ids: Result<Vec<String>, String> = rows
+        .iter()
+        .map(|row| go_string(row, "User", "UserId"))
+        .collect();
+    let ids = match ids {
+        Ok(ids) => ids,
+        Err(why) => return text(StatusCode::BAD_REQUEST, &why),
+    };
     let mut record = lock(&shared.record);
     let count = rows.len();
-    for row in rows {
-        let Some(id) = row.get("UserId").and_then(Value::as_str).map(str::to_owned) else {
-            return text(StatusCode::BAD_REQUEST, "UserId is required");
-        };
+    for (id, mut row) in ids.into_iter().zip(rows) {
+        // An empty id is stored like any other (storage/data/sql.go `BatchInsertUsers`).
+        row["UserId"] = json!(id);
         record.users.insert(id, row);
     }
     row_affected(count)

@@ -214,3 +214,255 @@ async fn recommendations_honour_n_category_and_leave_out_what_the_user_touched()
         }
     }
 }
+
+/// One request of the empty-id table and what Gorse v0.5.11 answers.
+struct EmptyIdCase {
+    what: &'static str,
+    method: reqwest::Method,
+    path: &'static str,
+    body: Option<serde_json::Value>,
+    status: u16,
+    /// The answer's body starts with this.
+    answer: &'static str,
+}
+
+// Gorse v0.5.11 checks no id for emptiness. JSON bodies: server/rest.go `insertItems`
+// (1319-1338), `insertUsers` (1115-1153) and `insertFeedback` (1569-1618) decode into Go
+// strings (absent → "") and go straight to storage/data/sql.go `BatchInsertItems`,
+// `BatchInsertUsers`, `BatchInsertFeedback`. Paths: go-restful's router drops a trailing empty
+// segment (route.go `tokenizePath`) so `/api/item/` matches no route (curly.go: "404: Page Not
+// Found"), and Go's ServeMux redirects a path with an empty inner segment to its cleaned form.
+#[tokio::test]
+async fn empty_ids_are_answered_per_endpoint_as_gorse_does() {
+    use reqwest::Method;
+    use serde_json::json;
+    let like = |user: &str, item: &str| json!([{"FeedbackType": "like", "UserId": user, "ItemId": item, "Value": 1.0, "Timestamp": "2026-11-25T00:00:00Z", "Comment": ""}]);
+    let cases = [
+        EmptyIdCase {
+            what: "item with an empty id",
+            method: Method::POST,
+            path: "/api/items",
+            body: Some(
+                json!([{"ItemId": "", "IsHidden": false, "Categories": [], "Labels": null, "Timestamp": "", "Comment": ""}]),
+            ),
+            status: 200,
+            answer: r#"{"RowAffected":1}"#,
+        },
+        EmptyIdCase {
+            what: "item without an id",
+            method: Method::POST,
+            path: "/api/items",
+            body: Some(json!([{"IsHidden": true}])),
+            status: 200,
+            answer: r#"{"RowAffected":1}"#,
+        },
+        EmptyIdCase {
+            what: "item id of the wrong type",
+            method: Method::POST,
+            path: "/api/items",
+            body: Some(json!([{"ItemId": 7}])),
+            status: 400,
+            answer: "json: cannot unmarshal number",
+        },
+        EmptyIdCase {
+            what: "user with an empty id",
+            method: Method::POST,
+            path: "/api/users",
+            body: Some(json!([{"UserId": "", "Labels": null, "Comment": ""}])),
+            status: 200,
+            answer: r#"{"RowAffected":1}"#,
+        },
+        EmptyIdCase {
+            what: "user without an id",
+            method: Method::POST,
+            path: "/api/users",
+            body: Some(json!([{}])),
+            status: 200,
+            answer: r#"{"RowAffected":1}"#,
+        },
+        EmptyIdCase {
+            what: "feedback from an empty user (auto-inserted)",
+            method: Method::PUT,
+            path: "/api/feedback",
+            body: Some(like("", "p1")),
+            status: 200,
+            answer: r#"{"RowAffected":1}"#,
+        },
+        EmptyIdCase {
+            what: "feedback on an empty item Gorse lacks (dropped, counted)",
+            method: Method::PUT,
+            path: "/api/feedback",
+            body: Some(like("u1", "")),
+            status: 200,
+            answer: r#"{"RowAffected":1}"#,
+        },
+        EmptyIdCase {
+            what: "feedback without a type",
+            method: Method::PUT,
+            path: "/api/feedback",
+            body: Some(json!([{"UserId": "u1", "ItemId": "p1", "Value": 1.0}])),
+            status: 200,
+            answer: r#"{"RowAffected":1}"#,
+        },
+        EmptyIdCase {
+            what: "feedback id of the wrong type",
+            method: Method::PUT,
+            path: "/api/feedback",
+            body: Some(json!([{"FeedbackType": "like", "UserId": 1, "ItemId": "p1"}])),
+            status: 400,
+            answer: "json: cannot unmarshal number",
+        },
+        EmptyIdCase {
+            what: "get an empty item id",
+            method: Method::GET,
+            path: "/api/item/",
+            body: None,
+            status: 404,
+            answer: "404: Page Not Found",
+        },
+        EmptyIdCase {
+            what: "delete an empty item id",
+            method: Method::DELETE,
+            path: "/api/item/",
+            body: None,
+            status: 404,
+            answer: "404: Page Not Found",
+        },
+        EmptyIdCase {
+            what: "recommend for an empty user",
+            method: Method::GET,
+            path: "/api/recommend/",
+            body: None,
+            status: 404,
+            answer: "404: Page Not Found",
+        },
+        EmptyIdCase {
+            what: "delete feedback of an empty user",
+            method: Method::DELETE,
+            path: "/api/feedback/like//p1",
+            body: None,
+            status: 301,
+            answer: "",
+        },
+    ];
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for case in cases {
+        let double = GorseDouble::start().await;
+        // As deployed (compose/gorse/config.toml), with one item and one user already there.
+        double.set_auto_insert(true, false);
+        let seed = [
+            ("/api/items", json!([{"ItemId": "p1", "IsHidden": false}])),
+            ("/api/users", json!([{"UserId": "u1"}])),
+        ];
+        for (path, body) in seed {
+            client
+                .post(format!("{}{path}", double.url()))
+                .json(&body)
+                .send()
+                .await
+                .expect("seed")
+                .error_for_status()
+                .expect("seeded");
+        }
+        let mut request = client.request(
+            case.method.clone(),
+            format!("{}{}", double.url(), case.path),
+        );
+        if let Some(body) = &case.body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("sent");
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let answer = response.text().await.expect("body");
+        assert_eq!(status, case.status, "{}: {answer}", case.what);
+        assert!(answer.starts_with(case.answer), "{}: {answer}", case.what);
+        let record = double.record();
+        match case.what {
+            "item with an empty id" | "item without an id" => {
+                assert!(record.items.contains_key(""), "{}", case.what);
+            }
+            "user with an empty id" | "user without an id" => {
+                assert!(record.users.contains_key(""), "{}", case.what);
+            }
+            "feedback from an empty user (auto-inserted)" => {
+                assert!(record.users.contains_key(""));
+                assert!(
+                    record
+                        .feedback
+                        .contains_key(&("like".into(), String::new(), "p1".into()))
+                );
+            }
+            "feedback on an empty item Gorse lacks (dropped, counted)" => {
+                assert!(record.feedback.is_empty() && !record.items.contains_key(""));
+            }
+            "feedback without a type" => {
+                assert!(
+                    record
+                        .feedback
+                        .contains_key(&(String::new(), "u1".into(), "p1".into()))
+                );
+            }
+            "delete feedback of an empty user" => {
+                assert_eq!(location.as_deref(), Some("/api/feedback/like/p1"));
+                assert!(record.feedback_deleted.is_empty(), "never routed");
+            }
+            _ => assert!(
+                record.items.len() == 1 && record.users.len() == 1,
+                "{}: nothing written",
+                case.what
+            ),
+        }
+    }
+}
+
+// server/rest.go `getUserItemFeedback` / `getTypedUserItemFeedback`: what the smoke check reads.
+#[tokio::test]
+async fn stored_feedback_is_read_back_by_user_and_item() {
+    let double = GorseDouble::start().await;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{}/api/items", double.url()))
+        .json(&serde_json::json!([{"ItemId": "p1", "IsHidden": false}]))
+        .send()
+        .await
+        .expect("item");
+    assert!(put_like(&double.url(), "u1").await.is_success());
+    let all: serde_json::Value = client
+        .get(format!("{}/api/feedback/u1/p1", double.url()))
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    let typed: serde_json::Value = client
+        .get(format!("{}/api/feedback/like/u1/p1", double.url()))
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(typed["FeedbackType"], "like");
+    assert_eq!(typed["UserId"], "u1");
+    assert_eq!(typed["ItemId"], "p1");
+    assert_eq!(typed["Value"], 1.0);
+    let none: serde_json::Value = client
+        .get(format!("{}/api/feedback/u2/p1", double.url()))
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(none, serde_json::json!([]));
+}

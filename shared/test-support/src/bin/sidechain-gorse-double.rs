@@ -6,7 +6,8 @@
 //! ```
 //! With `--journal`, accepted writes are appended to FILE and replayed at start, so the double
 //! keeps its state across SIGKILL. Test-only control endpoints:
-//! `POST /__double/control?latency_ms=&fail=&status=&ready=` and `GET /__double/record`.
+//! `POST /__double/control?latency_ms=&fail=&status=&ready=&auto_insert_user=&auto_insert_item=`
+//! and `GET /__double/record`.
 
 use std::process::ExitCode;
 
