@@ -20,6 +20,12 @@ pub const LOOKUP_POST: &str = "lookup.post";
 pub const LOOKUP_COMMENT: &str = "lookup.comment";
 /// Request/reply: a page of a post's comments.
 pub const COMMENTS_LIST: &str = "comments.list";
+/// Request/reply: a user's counts and the viewer's relation to them.
+pub const USERS_PROFILE: &str = "users.profile";
+/// Request/reply: a page of a user's followers.
+pub const USERS_FOLLOWERS: &str = "users.followers";
+/// Request/reply: a page of the users someone follows.
+pub const USERS_FOLLOWING: &str = "users.following";
 /// Broadcast (core NATS): cache instances drop in-process copies.
 pub const CACHE_INVALIDATE: &str = "cache.invalidate";
 /// Queue group shared by all cache instances for request/reply subjects.

@@ -142,8 +142,7 @@ pub async fn register(
         display_name: display_name.clone(),
         password_hash,
         created_at_ms: sidechain_events::now_ms(),
-        sessions_valid_after_ms: 0,
-        revoked_tokens: Vec::new(),
+        ..UserRecord::default()
     };
     state.users.register(&record).await?;
     let event = Payload::UserRegistered(UserRegistered {
