@@ -202,7 +202,10 @@ impl Lookups {
 
 /// Fills in each comment's author as they are now: username and avatar from the profile read
 /// model (a comment stores the name its author had when writing it).
-async fn with_authors(conn: &mut RedisConn, comments: &mut [CommentItem]) -> redis::RedisResult<()> {
+async fn with_authors(
+    conn: &mut RedisConn,
+    comments: &mut [CommentItem],
+) -> redis::RedisResult<()> {
     if comments.is_empty() {
         return Ok(());
     }

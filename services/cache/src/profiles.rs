@@ -11,8 +11,7 @@
 
 use sidechain_events::UserId;
 use sidechain_events::rpc::{
-    ErrorCode, ProfileReply, ProfileRequest, RpcError, UserListItem, UserListReply,
-    UserListRequest,
+    ErrorCode, ProfileReply, ProfileRequest, RpcError, UserListItem, UserListReply, UserListRequest,
 };
 
 use crate::keys;

@@ -10,8 +10,8 @@ use async_nats::{Client, Subscriber};
 use futures::StreamExt as _;
 use prost::Message as _;
 use sidechain_events::rpc::{
-    CacheInvalidation, CommentsRequest, FeedRequest, LookupRequest, ProfileRequest,
-    SessionRequest, UserListRequest,
+    CacheInvalidation, CommentsRequest, FeedRequest, LookupRequest, ProfileRequest, SessionRequest,
+    UserListRequest,
 };
 use sidechain_events::subjects;
 use tokio::sync::{Semaphore, watch};

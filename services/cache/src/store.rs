@@ -220,7 +220,9 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         for user in &missing {
-            pipe.cmd("HMGET").arg(keys::profile(*user)).arg(&PROFILE_FIELDS[..]);
+            pipe.cmd("HMGET")
+                .arg(keys::profile(*user))
+                .arg(&PROFILE_FIELDS[..]);
         }
         let mut conn = self.redis.clone();
         let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;

@@ -216,7 +216,6 @@ impl Feeds {
                     is_following: author.is_some_and(|a| following.contains(&a)),
                     is_own_post: author.is_some() && author == viewer,
                     author_avatar_url: profile.map(|p| p.avatar_url.clone()).unwrap_or_default(),
-                    ..FeedItem::default()
                 })
             })
             .collect())

@@ -264,12 +264,12 @@ impl TokenService {
             None => return Err(TokenError::Invalid),
         };
         let data =
-            jsonwebtoken::decode::<Claims>(token, key, validation).map_err(
-                |err| match err.kind() {
+            jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|err| {
+                match err.kind() {
                     jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                     _ => TokenError::Invalid,
-                },
-            )?;
+                }
+            })?;
         let claims = data.claims;
         let user_id: UserId = claims.sub.parse().map_err(|_| TokenError::Invalid)?;
         if claims.user_id != claims.sub {
@@ -418,7 +418,10 @@ mod tests {
             Err(TokenError::Expired)
         );
         // The grace relaxes the expiry only: a forged token is still invalid.
-        let forged = sign(&claims(user, now - 3600, now - 60), b"another-secret-another-secret-xx");
+        let forged = sign(
+            &claims(user, now - 3600, now - 60),
+            b"another-secret-another-secret-xx",
+        );
         assert_eq!(
             service().verify_for_refresh(&forged, grace),
             Err(TokenError::Invalid)

@@ -267,7 +267,10 @@ fn refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> 
             value
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
                 .map(|t| t.trim().to_owned())
                 .ok_or(ApiError::from(TokenError::Invalid))?,
         ),
@@ -304,8 +307,9 @@ fn refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> 
         (Some(token), _) | (None, Some(token)) if !token.is_empty() => Ok(token),
         _ => Err(ApiError::Unauthorized {
             code: "missing_token",
-            message: "send the token as Authorization: Bearer <token> or in the body as {\"token\"}"
-                .into(),
+            message:
+                "send the token as Authorization: Bearer <token> or in the body as {\"token\"}"
+                    .into(),
         }),
     }
 }

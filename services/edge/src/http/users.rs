@@ -265,6 +265,15 @@ async fn resolve(
     record.ok_or_else(|| ApiError::NotFound(format!("user {ident} does not exist")))
 }
 
+/// A user's profile picture for a reply that shows them as an author (empty if none, or if
+/// the accounts cannot be read: the write is stored either way).
+pub async fn avatar_of(state: &AppState, user: UserId) -> String {
+    match state.users.by_id(user).await {
+        Ok(Some(record)) => record.avatar_url,
+        _ => String::new(),
+    }
+}
+
 async fn own_record(state: &AppState, user: &AuthUser) -> Result<UserRecord, ApiError> {
     state
         .users
