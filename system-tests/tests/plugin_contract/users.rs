@@ -19,6 +19,8 @@ const PROFILE_CLIENT: &str = "plugin/src/network/api/ProfileClient.cpp";
 const AUTH_CLIENT: &str = "plugin/src/network/api/AuthClient.cpp";
 /// The feed post model: `user_avatar_url`.
 const FEED_POST: &str = "plugin/src/models/FeedPost.cpp";
+/// `followUserObservable`: `is_following`, `follower_count` of the follow reply.
+const SOCIAL_CLIENT: &str = "plugin/src/network/api/SocialClient.cpp";
 /// The comment model: `user_avatar_url`.
 const COMMENT_MODEL: &str = "plugin/src/models/Comment.h";
 
@@ -60,7 +62,7 @@ async fn get(system: &System, path: &str, token: &str) -> Reply {
     send(plugin(system, Method::GET, path, token)).await
 }
 
-async fn follow(system: &System, follower: &User, target: &User) {
+async fn follow(system: &System, follower: &User, target: &User) -> Reply {
     let reply = send(
         plugin(
             system,
@@ -72,6 +74,12 @@ async fn follow(system: &System, follower: &User, target: &User) {
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    expect_fields(
+        &reply.body,
+        SOCIAL_CLIENT,
+        &[("is_following", Json::Bool), ("follower_count", Json::Int)],
+    );
+    reply
 }
 
 #[tokio::test]
@@ -131,8 +139,10 @@ async fn profiles_and_lists_count_each_follower_once() {
         system.register("fan").await,
         system.register("other").await,
     );
-    // Repeated and concurrent follows: one follower each.
-    follow(&system, &fan, &star).await;
+    // Repeated and concurrent follows: one follower each. The reply counts this follow.
+    let first = follow(&system, &fan, &star).await;
+    assert_eq!(first.body["follower_count"], 1);
+    assert_eq!(first.body["is_following"], true);
     tokio::join!(
         follow(&system, &fan, &star),
         follow(&system, &other, &star),
@@ -220,14 +230,15 @@ async fn profiles_and_lists_count_each_follower_once() {
     let following = get(
         &system,
         &format!("/api/v1/users/{}/following?limit=20&offset=0", fan.id),
-        &star.token,
+        &fan.token,
     )
     .await;
     assert_eq!(following.body["total"], 1);
     assert_eq!(following.body["users"][0]["id"], star.id.as_str());
     assert_eq!(following.body["users"][0]["username"], "star");
     assert_eq!(following.body["users"][0]["follower_count"], 2);
-    // The viewer (star) does not follow themself; star follows the viewer back.
+    // Seen by fan: fan follows star, and star follows fan back.
+    assert_eq!(following.body["users"][0]["is_following"], true);
     assert_eq!(following.body["users"][0]["follows_you"], true);
 
     // An unfollow leaves the list and the count.
