@@ -67,6 +67,8 @@ async fn the_plugins_refresh_by_body_rotates_the_token() {
 
     let refreshed = refresh_by_body(&edge, &user.token).await;
     assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
+    // A token came in the body and one goes out: nothing may cache the answer.
+    assert_eq!(refreshed.headers["cache-control"], "no-store");
     // What AuthClient.cpp reads: `token` and `user.id`.
     let new_token = refreshed.body["token"].as_str().expect("token").to_owned();
     assert_eq!(refreshed.body["user"]["id"], user.id.as_str());

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use sidechain_events::UserId;
@@ -333,7 +333,7 @@ pub async fn refresh(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<RefreshResponse>, ApiError> {
+) -> Result<([(HeaderName, HeaderValue); 1], Json<RefreshResponse>), ApiError> {
     let token = refresh_token(&headers, &body)?;
     let token = state.tokens.verify_for_refresh(&token, REFRESH_GRACE)?;
     let session = state.sessions.check(&token).await?;
@@ -356,11 +356,15 @@ pub async fn refresh(
         .map_err(token_error)?;
     // The new token is handed out only once the old one's end is stored.
     end_token(&state, &user, &IdempotencyKey::NONE).await?;
-    Ok(Json(RefreshResponse {
-        token: issued.token,
-        expires_at: issued.expires_at,
-        user: UserView::own(&record),
-    }))
+    // A token sent in the body is a credential too: no cache may keep the answer.
+    Ok((
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(RefreshResponse {
+            token: issued.token,
+            expires_at: issued.expires_at,
+            user: UserView::own(&record),
+        }),
+    ))
 }
 
 /// The signed-in user.
