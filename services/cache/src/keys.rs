@@ -12,7 +12,9 @@
 //! | `post_comment_data:{P}` | hash | comment id → protobuf `CommentItem` |
 //! | `comment:{C}` | hash | `post`, `user` of a comment |
 //! | `user_posts:{U}` | sorted set | a user's posts by time |
-//! | `following:{U}`, `followers:{U}` | set | the follow graph |
+//! | `following:{U}`, `followers:{U}` | set | the follow graph (membership, exact counts) |
+//! | `following_by_time:{U}`, `followers_by_time:{U}` | sorted set | the same graph by follow time (list pages) |
+//! | `profile:{U}` | hash | `username`, `display_name`, `bio`, `avatar_url`, `created_at_ms` of U |
 //! | `timeline:{U}` | sorted set | posts fanned out to U (capped) |
 //! | `recent` | sorted set | newest posts (capped): recent source and trending candidates |
 //! | `big_authors` | set | authors not fanned out (too many followers) |
@@ -70,6 +72,21 @@ pub fn following(user: UserId) -> String {
 /// Who follows a user.
 pub fn followers(user: UserId) -> String {
     format!("followers:{{{user}}}")
+}
+
+/// Whom a user follows, scored by when (ms): pages of the following list.
+pub fn following_by_time(user: UserId) -> String {
+    format!("following_by_time:{{{user}}}")
+}
+
+/// Who follows a user, scored by when (ms): pages of the followers list.
+pub fn followers_by_time(user: UserId) -> String {
+    format!("followers_by_time:{{{user}}}")
+}
+
+/// A user's public profile (from `user_registered`, `profile_updated`, `username_changed`).
+pub fn profile(user: UserId) -> String {
+    format!("profile:{{{user}}}")
 }
 
 /// A user's fanned-out timeline.

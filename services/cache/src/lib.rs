@@ -7,6 +7,7 @@
 //!   Redis with per-feed TTLs, invalidated by events, hydrated with live counts when served.
 //! - [`sessions`]: the edge's session checks, with the `jwt_cache:*` cache and revocations.
 //! - [`lookups`]: post/comment existence (with a read-your-writes barrier) and comment pages.
+//! - [`profiles`]: a user's counts and the viewer's relation to them, follower/following pages.
 //! - [`server`]: all of it over NATS request/reply in the queue group `cache`.
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod feeds;
 pub mod keys;
 pub mod lookups;
 pub mod metrics;
+pub mod profiles;
 pub mod read_models;
 pub mod server;
 pub mod sessions;
@@ -38,6 +40,7 @@ use crate::feeds::Feeds;
 use crate::feeds::page_cache::PageCache;
 use crate::lookups::Lookups;
 use crate::metrics::CacheMetrics;
+use crate::profiles::Profiles;
 use crate::read_models::Applier;
 use crate::server::Handlers;
 use crate::sessions::Sessions;
@@ -94,6 +97,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     let (applied_tx, applied_rx) = watch::channel(0u64);
     let lookups = Lookups::new(redis.clone(), js.clone(), applied_rx);
+    let profiles = Profiles::new(store.clone(), lookups.clone());
 
     let applying = Arc::new(AtomicBool::new(false));
     let readiness = readiness.with_flag("read_models", applying.clone(), "consumer not started");
@@ -135,6 +139,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             feeds,
             sessions,
             lookups,
+            profiles,
             metrics,
         },
         config.cache.cache_max_concurrent_requests,

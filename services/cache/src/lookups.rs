@@ -96,7 +96,7 @@ impl Lookups {
 
     /// Waits until the read models include every event stored now. `false` if they already
     /// did (no point looking again) or could not within the timeout.
-    async fn catch_up(&self) -> bool {
+    pub(crate) async fn catch_up(&self) -> bool {
         let Ok(mut stream) = self.js.get_stream(EVENTS_STREAM).await else {
             return false;
         };
@@ -240,14 +240,42 @@ impl Lookups {
             .arg(&ids)
             .query_async(&mut conn)
             .await?;
+        let mut comments: Vec<CommentItem> = rows
+            .into_iter()
+            .flatten()
+            .filter_map(|bytes| CommentItem::decode(bytes.as_slice()).ok())
+            .collect();
+        with_authors(&mut conn, &mut comments).await?;
         Ok(CommentsReply {
-            comments: rows
-                .into_iter()
-                .flatten()
-                .filter_map(|bytes| CommentItem::decode(bytes.as_slice()).ok())
-                .collect(),
+            comments,
             has_more,
             error: None,
         })
     }
+}
+
+/// Fills in each comment's author as they are now: username and avatar from the profile read
+/// model (a comment stores the name its author had when writing it).
+async fn with_authors(
+    conn: &mut RedisConn,
+    comments: &mut [CommentItem],
+) -> redis::RedisResult<()> {
+    if comments.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for comment in comments.iter() {
+        let user = comment.user_id.parse::<sidechain_events::UserId>().ok();
+        pipe.cmd("HMGET")
+            .arg(user.map_or_else(|| "profile:{}".to_owned(), keys::profile))
+            .arg(&["username", "avatar_url"]);
+    }
+    let rows: Vec<(Option<String>, Option<String>)> = pipe.query_async(conn).await?;
+    for (comment, (username, avatar_url)) in comments.iter_mut().zip(rows) {
+        if let Some(username) = username.filter(|u| !u.is_empty()) {
+            comment.username = username;
+        }
+        comment.user_avatar_url = avatar_url.unwrap_or_default();
+    }
+    Ok(())
 }

@@ -10,7 +10,8 @@ use async_nats::{Client, Subscriber};
 use futures::StreamExt as _;
 use prost::Message as _;
 use sidechain_events::rpc::{
-    CacheInvalidation, CommentsRequest, FeedRequest, LookupRequest, PostsRequest, SessionRequest,
+    CacheInvalidation, CommentsRequest, FeedRequest, LookupRequest, PostsRequest, ProfileRequest,
+    SessionRequest, UserListRequest,
 };
 use sidechain_events::subjects;
 use tokio::sync::{Semaphore, watch};
@@ -21,6 +22,7 @@ use tracing::Instrument as _;
 use crate::feeds::Feeds;
 use crate::lookups::Lookups;
 use crate::metrics::CacheMetrics;
+use crate::profiles::{List, Profiles};
 use crate::sessions::Sessions;
 use crate::store::Store;
 
@@ -33,6 +35,8 @@ pub struct Handlers {
     pub sessions: Sessions,
     /// Lookups and comments.
     pub lookups: Lookups,
+    /// Profiles and follow lists.
+    pub profiles: Profiles,
     /// Metrics.
     pub metrics: CacheMetrics,
 }
@@ -45,6 +49,9 @@ enum Route {
     Lookup,
     Comments,
     Posts,
+    Profile,
+    Followers,
+    Following,
 }
 
 impl Route {
@@ -55,6 +62,9 @@ impl Route {
             Route::Lookup => "lookup",
             Route::Comments => "comments.list",
             Route::Posts => "posts.get",
+            Route::Profile => "users.profile",
+            Route::Followers => "users.followers",
+            Route::Following => "users.following",
         }
     }
 }
@@ -87,6 +97,21 @@ impl Handlers {
                 .posts(&PostsRequest::decode(payload)?)
                 .await
                 .encode_to_vec(),
+            Route::Profile => self
+                .profiles
+                .profile(&ProfileRequest::decode(payload)?)
+                .await
+                .encode_to_vec(),
+            Route::Followers => self
+                .profiles
+                .list(List::Followers, &UserListRequest::decode(payload)?)
+                .await
+                .encode_to_vec(),
+            Route::Following => self
+                .profiles
+                .list(List::Following, &UserListRequest::decode(payload)?)
+                .await
+                .encode_to_vec(),
         })
     }
 }
@@ -108,6 +133,9 @@ pub async fn serve(
         (subjects::LOOKUP_COMMENT.to_owned(), Route::Lookup),
         (subjects::COMMENTS_LIST.to_owned(), Route::Comments),
         (subjects::POSTS_GET.to_owned(), Route::Posts),
+        (subjects::USERS_PROFILE.to_owned(), Route::Profile),
+        (subjects::USERS_FOLLOWERS.to_owned(), Route::Followers),
+        (subjects::USERS_FOLLOWING.to_owned(), Route::Following),
     ];
     for (subject, route) in routes {
         let subscription = client

@@ -1,10 +1,11 @@
 //! Reading the read models, with in-process copies that the applier's broadcasts keep fresh:
-//! post data (immutable until deleted), post counts, and who each user follows.
+//! post data (immutable until deleted), post counts, and who each user follows; and public
+//! profiles (authors' names and avatars), kept for a short TTL only.
 //!
 //! A warm feed request reads nothing from Redis; a cold one reads the missing posts' hashes in
 //! one pipelined round trip.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,26 @@ const COUNTS_TTL: Duration = Duration::from_secs(60);
 const POST_TTL: Duration = Duration::from_secs(600);
 /// How long a follow set is trusted in memory without an invalidation.
 const FOLLOWING_TTL: Duration = Duration::from_secs(60);
+/// How long a public profile is kept in memory. Profile edits are not broadcast (they are rare
+/// and not worth a field in every invalidation), so a new avatar or username reaches feeds
+/// within this time.
+const PROFILE_TTL: Duration = Duration::from_secs(30);
+
+/// The public part of a user's profile, as feeds and lists show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublicProfile {
+    /// Current username.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Profile text.
+    pub bio: String,
+    /// Picture URL, or empty.
+    pub avatar_url: String,
+}
+
+/// The fields of a profile hash, in [`PublicProfile`] order.
+const PROFILE_FIELDS: [&str; 4] = ["username", "display_name", "bio", "avatar_url"];
 
 /// A post ready to serve.
 #[derive(Debug, Clone)]
@@ -44,6 +65,7 @@ pub struct Store {
     posts: Cache<PostId, Arc<Post>>,
     counts: Cache<PostId, PostCounts>,
     following: Cache<UserId, Arc<HashSet<UserId>>>,
+    profiles: Cache<UserId, Arc<PublicProfile>>,
     metrics: CacheMetrics,
 }
 
@@ -74,6 +96,10 @@ impl Store {
             following: Cache::builder()
                 .max_capacity(entries)
                 .time_to_live(FOLLOWING_TTL)
+                .build(),
+            profiles: Cache::builder()
+                .max_capacity(entries)
+                .time_to_live(PROFILE_TTL)
                 .build(),
             metrics,
         }
@@ -166,12 +192,66 @@ impl Store {
         Ok(set)
     }
 
+    /// The public profiles of `users` that the read models hold (users without one are left
+    /// out: registered before profiles were derived and not replayed yet).
+    pub async fn profiles(
+        &self,
+        users: &[UserId],
+    ) -> redis::RedisResult<HashMap<UserId, Arc<PublicProfile>>> {
+        let mut found = HashMap::with_capacity(users.len());
+        let mut missing: Vec<UserId> = Vec::new();
+        for user in users {
+            if found.contains_key(user) || missing.contains(user) {
+                continue;
+            }
+            match self.profiles.get(user) {
+                Some(profile) => {
+                    self.metrics.lookup("profile", true);
+                    found.insert(*user, profile);
+                }
+                None => {
+                    self.metrics.lookup("profile", false);
+                    missing.push(*user);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let mut pipe = redis::pipe();
+        for user in &missing {
+            pipe.cmd("HMGET")
+                .arg(keys::profile(*user))
+                .arg(&PROFILE_FIELDS[..]);
+        }
+        let mut conn = self.redis.clone();
+        let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
+        for (user, row) in missing.into_iter().zip(rows) {
+            let mut fields = row.into_iter().map(Option::unwrap_or_default);
+            let mut next = || fields.next().unwrap_or_default();
+            let profile = PublicProfile {
+                username: next(),
+                display_name: next(),
+                bio: next(),
+                avatar_url: next(),
+            };
+            if profile.username.is_empty() {
+                continue;
+            }
+            let profile = Arc::new(profile);
+            self.profiles.insert(user, profile.clone());
+            found.insert(user, profile);
+        }
+        Ok(found)
+    }
+
     /// Applies a broadcast: drops changed posts and follow sets.
     pub fn invalidate(&self, invalidation: &CacheInvalidation) {
         if invalidation.everything {
             self.posts.invalidate_all();
             self.counts.invalidate_all();
             self.following.invalidate_all();
+            self.profiles.invalidate_all();
             return;
         }
         for id in invalidation

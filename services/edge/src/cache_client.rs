@@ -13,7 +13,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use sidechain_events::rpc::{
     self, CommentsReply, CommentsRequest, ErrorCode, FeedKind, FeedPage, FeedReply, FeedRequest,
-    LookupReply, LookupRequest, RpcError, SessionReply, SessionRequest, lookup_request::Target,
+    LookupReply, LookupRequest, ProfileReply, ProfileRequest, RpcError, SessionReply,
+    SessionRequest, UserListReply, UserListRequest, lookup_request::Target,
 };
 use sidechain_events::{CommentId, PostId, UserId, subjects};
 use sidechain_infra::nats::{self, RequestError};
@@ -207,6 +208,55 @@ impl CacheClient {
             .parse()
             .map_err(|_| bad_reply("lookup.comment"))?;
         Ok(Some(CommentLocation { post_id }))
+    }
+
+    /// A user's counts and the viewer's relation to them.
+    pub async fn profile(
+        &self,
+        user: UserId,
+        viewer: Option<UserId>,
+    ) -> Result<ProfileReply, CacheError> {
+        let request = ProfileRequest {
+            user_id: user.to_string(),
+            viewer_user_id: viewer.map(|v| v.to_string()).unwrap_or_default(),
+        };
+        let reply: ProfileReply = self
+            .ask("users.profile", subjects::USERS_PROFILE, &request)
+            .await
+            .map_err(unavailable)?;
+        match reply.error {
+            Some(err) => Err(rpc_error(err)),
+            None => Ok(reply),
+        }
+    }
+
+    /// A page of a user's followers (`followers`) or of whom they follow.
+    pub async fn user_list(
+        &self,
+        user: UserId,
+        followers: bool,
+        viewer: Option<UserId>,
+        page: Page,
+    ) -> Result<UserListReply, CacheError> {
+        let (label, subject) = if followers {
+            ("users.followers", subjects::USERS_FOLLOWERS)
+        } else {
+            ("users.following", subjects::USERS_FOLLOWING)
+        };
+        let request = UserListRequest {
+            user_id: user.to_string(),
+            viewer_user_id: viewer.map(|v| v.to_string()).unwrap_or_default(),
+            limit: page.limit,
+            offset: page.offset,
+        };
+        let reply: UserListReply = self
+            .ask(label, subject, &request)
+            .await
+            .map_err(unavailable)?;
+        match reply.error {
+            Some(err) => Err(rpc_error(err)),
+            None => Ok(reply),
+        }
     }
 
     /// A page of a post's comments.

@@ -73,7 +73,9 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         redis.clone(),
         nats_client.clone(),
         config.auth.session_cache_ttl,
-        config.auth.tokens.ttl,
+        // Revocations are remembered as long as a token can be presented: to a refresh, up to
+        // the grace after its expiry.
+        config.auth.tokens.ttl + auth::jwt::REFRESH_GRACE,
         &mut registry,
     );
     let limiter = RateLimiter::new(redis, config.rate_limits, &mut registry);

@@ -31,9 +31,11 @@ fn case(method: Method, path: &str, body: Option<&str>, status: u16, code: &'sta
 #[tokio::test]
 async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
     let backends = Backends::start();
-    let edge = Edge::start(backends.source()).await;
+    // The refresh cases below spend the auth class's budget too.
+    let edge = Edge::start(backends.source().with("RATE_LIMIT_AUTH", "1000/1m")).await;
     let user = edge.register("valid_user").await;
     let post = uuid_like();
+    let long_bio = format!(r#"{{"bio":"{}"}}"#, "b".repeat(501));
     let huge = format!(r#"{{"content":"{}"}}"#, "x".repeat(70 * 1024));
     let long_comment = format!(r#"{{"content":"{}"}}"#, "é".repeat(2001));
     let own_follow = format!("/api/v1/users/{}/follow", user.id);
@@ -363,6 +365,149 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
             400,
             "invalid_id",
         ),
+        // Users: profiles, lists, edits, username changes (issue 12).
+        case(
+            Method::PUT,
+            "/api/v1/users/me",
+            Some(r#"{"display_name":""}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::PUT,
+            "/api/v1/users/me",
+            Some(r#"{"display_name":"evil\u202Ecod.exe"}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/users/me",
+            Some(&long_bio),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::PUT,
+            "/api/v1/users/me",
+            Some(r#"{"avatar_url":"javascript:alert(1)"}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::PUT,
+            "/api/v1/users/me",
+            Some(
+                r#"{"avatar_url":"https://a.io/a.png","profile_picture_url":"https://b.io/b.png"}"#,
+            ),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::PUT,
+            "/api/v1/users/me",
+            Some(r#"{"display_name":5}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/users/me",
+            Some(r#"{"username":"no spaces"}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::PUT,
+            "/api/v1/users/me",
+            Some("["),
+            400,
+            "malformed_json",
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/users/me",
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        case(
+            Method::PUT,
+            "/api/v1/users/username",
+            Some("{}"),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/users/username",
+            Some(r#"{"username":"x"}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::PUT,
+            "/api/v1/users/username",
+            Some(r#"{"username":"bad name!"}"#),
+            400,
+            "invalid_field",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/users/no%20pe/profile",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/users/a!b/followers",
+            None,
+            400,
+            "invalid_id",
+        ),
+        case(
+            Method::GET,
+            &format!("/api/v1/users/{post}/followers?limit=0"),
+            None,
+            400,
+            "invalid_pagination",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/users/someone/following?offset=abc",
+            None,
+            400,
+            "invalid_query",
+        ),
+        case(
+            Method::GET,
+            "/api/v1/users/nobody_here/profile",
+            None,
+            404,
+            "not_found",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            Some(r#"{"token":5}"#),
+            400,
+            "invalid_request",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            Some("{"),
+            400,
+            "malformed_json",
+        ),
+        case(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            Some(r#"{"token":"another.token.entirely"}"#),
+            400,
+            "conflicting_tokens",
+        ),
         case(Method::GET, "/api/v1/nope", None, 404, "not_found"),
         case(
             Method::PUT,
@@ -389,6 +534,36 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
             "unsupported_media_type",
         )
     });
+    cases.push(Case {
+        content_type: "text/plain",
+        ..case(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            Some(r#"{"token":"x"}"#),
+            415,
+            "unsupported_media_type",
+        )
+    });
+    for (body, code) in [
+        (r#"{"token":"not.a.jwt"}"#, "invalid_token"),
+        ("{}", "missing_token"),
+        ("", "missing_token"),
+    ] {
+        cases.push(Case {
+            authenticated: false,
+            ..case(Method::POST, "/api/v1/auth/refresh", Some(body), 401, code)
+        });
+    }
+    for (method, path) in [
+        (Method::GET, "/api/v1/users/me"),
+        (Method::PUT, "/api/v1/users/me"),
+        (Method::POST, "/api/v1/users/username"),
+    ] {
+        cases.push(Case {
+            authenticated: false,
+            ..case(method, path, Some("{}"), 401, "missing_token")
+        });
+    }
     for path in [
         "/api/v1/auth/me",
         "/api/v1/feed/timeline",

@@ -8,6 +8,7 @@ use sidechain_edge::http::auth::{LoginRequest, RegisterRequest};
 use sidechain_edge::http::extract::Validate;
 use sidechain_edge::http::posts::{CommentRequest, CreatePostRequest, PlayRequest};
 use sidechain_edge::http::social::{FollowRequest, LikeRequest, UnlikeRequest};
+use sidechain_edge::http::users::{ProfileUpdateRequest, UsernameChangeRequest};
 
 fn decode<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Option<T> {
     let value: T = serde_json::from_slice(bytes).ok()?;
@@ -22,6 +23,21 @@ fn decode_all(bytes: &[u8]) {
     let _ = decode::<LikeRequest>(bytes);
     let _ = decode::<UnlikeRequest>(bytes);
     let _ = decode::<FollowRequest>(bytes);
+    let _ = decode::<UsernameChangeRequest>(bytes);
+    if let Some(edit) = decode::<ProfileUpdateRequest>(bytes) {
+        if let Some(name) = &edit.display_name {
+            assert!((1..=64).contains(&name.trim().chars().count()));
+        }
+        if let Some(bio) = &edit.bio {
+            assert!(bio.trim().chars().count() <= 500);
+        }
+        for url in [&edit.avatar_url, &edit.profile_picture_url]
+            .into_iter()
+            .flatten()
+        {
+            assert!(url.is_empty() || url.starts_with("http"), "{url}");
+        }
+    }
     if let Some(post) = decode::<CreatePostRequest>(bytes) {
         assert!(post.bpm > 0.0 && post.bpm <= 400.0);
         assert!((1..=5).contains(&post.genres.len()));
@@ -52,6 +68,10 @@ fn jsonish() -> impl Strategy<Value = String> {
         "activity_id",
         "emoji",
         "target_user_id",
+        "bio",
+        "avatar_url",
+        "profile_picture_url",
+        "token",
     ]);
     let value = prop_oneof![
         Just("null".to_owned()),

@@ -233,7 +233,10 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
                 &timestamp,
             )),
         ],
-        Payload::Logout(_) | Payload::SessionsEnded(_) => Vec::new(),
+        Payload::Logout(_)
+        | Payload::SessionsEnded(_)
+        | Payload::ProfileUpdated(_)
+        | Payload::UsernameChanged(_) => Vec::new(),
     }
 }
 

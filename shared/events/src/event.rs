@@ -23,11 +23,13 @@ pub enum EventKind {
     Unfollow,
     Logout,
     SessionsEnded,
+    ProfileUpdated,
+    UsernameChanged,
 }
 
 impl EventKind {
     /// Every kind, in schema order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::UserRegistered,
         EventKind::PostCreated,
         EventKind::PostDeleted,
@@ -43,6 +45,8 @@ impl EventKind {
         EventKind::Unfollow,
         EventKind::Logout,
         EventKind::SessionsEnded,
+        EventKind::ProfileUpdated,
+        EventKind::UsernameChanged,
     ];
 
     /// The snake_case name, as used in subjects and metric labels.
@@ -63,6 +67,8 @@ impl EventKind {
             EventKind::Unfollow => "unfollow",
             EventKind::Logout => "logout",
             EventKind::SessionsEnded => "sessions_ended",
+            EventKind::ProfileUpdated => "profile_updated",
+            EventKind::UsernameChanged => "username_changed",
         }
     }
 
@@ -84,6 +90,8 @@ impl EventKind {
             Payload::Unfollow(_) => EventKind::Unfollow,
             Payload::Logout(_) => EventKind::Logout,
             Payload::SessionsEnded(_) => EventKind::SessionsEnded,
+            Payload::ProfileUpdated(_) => EventKind::ProfileUpdated,
+            Payload::UsernameChanged(_) => EventKind::UsernameChanged,
         }
     }
 

@@ -25,6 +25,12 @@ pub const COMMENTS_LIST: &str = "comments.list";
 pub const POSTS_GET: &str = "posts.get";
 /// Largest number of ids in one `posts.get` request.
 pub const POSTS_GET_MAX_IDS: usize = 1000;
+/// Request/reply: a user's counts and the viewer's relation to them.
+pub const USERS_PROFILE: &str = "users.profile";
+/// Request/reply: a page of a user's followers.
+pub const USERS_FOLLOWERS: &str = "users.followers";
+/// Request/reply: a page of the users someone follows.
+pub const USERS_FOLLOWING: &str = "users.following";
 /// Broadcast (core NATS): cache instances drop in-process copies.
 pub const CACHE_INVALIDATE: &str = "cache.invalidate";
 /// Queue group shared by all cache instances for request/reply subjects.

@@ -124,6 +124,9 @@ impl Identity {
                     subjects::LOOKUP_POST,
                     subjects::LOOKUP_COMMENT,
                     subjects::COMMENTS_LIST,
+                    subjects::USERS_PROFILE,
+                    subjects::USERS_FOLLOWERS,
+                    subjects::USERS_FOLLOWING,
                     "feed.*",
                 ]);
                 publish.push(stream_info);
@@ -167,6 +170,9 @@ impl Identity {
                         subjects::LOOKUP_COMMENT.to_owned(),
                         subjects::COMMENTS_LIST.to_owned(),
                         subjects::POSTS_GET.to_owned(),
+                        subjects::USERS_PROFILE.to_owned(),
+                        subjects::USERS_FOLLOWERS.to_owned(),
+                        subjects::USERS_FOLLOWING.to_owned(),
                         subjects::CACHE_INVALIDATE.to_owned(),
                     ],
                     allow_responses: true,
@@ -214,7 +220,8 @@ impl Identity {
                 "{REDIS_CONNECT} +@read +@write +@transaction {REDIS_SCRIPTS} -@dangerous \
                  ~post:* ~post_likes:* ~post_reposts:* ~post_comments:* ~post_comment_data:* \
                  ~comment:* ~user_posts:* ~following:* ~followers:* ~timeline:* ~recent \
-                 ~big_authors ~readmodel:* ~page:* ~jwt_cache:* ~revoked:* ~session_epoch:*"
+                 ~big_authors ~readmodel:* ~page:* ~jwt_cache:* ~revoked:* ~session_epoch:* \
+                 ~profile:* ~followers_by_time:* ~following_by_time:*"
             ),
             // The dead-letter list, its processing and parked lists and its flush lock; the
             // placeholders waiting to be resolved (`services/feedback/src/reconcile.rs`).

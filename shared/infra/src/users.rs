@@ -16,6 +16,10 @@
 //! concurrent registrations exactly one wins), then writes the record. Failures undo the claims.
 //! A process crash between the steps can leave a claim without a record; such a claim older
 //! than [`STALE_CLAIM_AFTER`] is taken over by the next registration of that name.
+//!
+//! A username change claims the new name the same way, then changes the record, then releases
+//! the old name. A crash in between leaves a name claimed by an account whose record carries
+//! another name; such a claim is stale too (after the same delay) and is taken over.
 
 use std::time::Duration;
 
@@ -193,6 +197,17 @@ impl UserStore {
         self.release(&email_key(&record.email)).await;
     }
 
+    /// Claims `username` for the account `id` (atomic, like registration). `Ok(false)`: taken.
+    pub async fn claim_username(&self, username: &str, id: UserId) -> Result<bool, StoreError> {
+        self.claim(&username_key(username), Bytes::from(id.to_string()))
+            .await
+    }
+
+    /// Releases a username claim (after a username change, or to undo a claim).
+    pub async fn release_username(&self, username: &str) {
+        self.release(&username_key(username)).await;
+    }
+
     /// The account with this id, whole (with its email and password hash).
     pub async fn by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.load(id).await?.map(|(record, _)| record))
@@ -355,8 +370,15 @@ impl UserStore {
         let owner = std::str::from_utf8(&entry.value)
             .ok()
             .and_then(|s| s.parse::<UserId>().ok());
+        // Orphaned: its owner has no record, or (a username claim left by an interrupted
+        // username change) the owner's record carries another name.
         let orphaned = match owner {
-            Some(owner) => self.by_id(owner).await?.is_none(),
+            Some(owner) => match self.by_id(owner).await? {
+                None => true,
+                Some(record) => {
+                    key.starts_with("username.") && username_key(&record.username) != key
+                }
+            },
             None => true,
         };
         let age = chrono::Utc::now() - entry.created;

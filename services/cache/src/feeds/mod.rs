@@ -195,18 +195,27 @@ impl Feeds {
             Some(viewer) => self.store.following(viewer).await?,
             None => Arc::new(HashSet::new()),
         };
+        let authors: Vec<UserId> = hydrated.iter().flatten().filter_map(|h| h.author).collect();
+        let profiles = self.store.profiles(&authors).await?;
         Ok(hydrated
             .into_iter()
             .zip(skeleton.sources.iter())
             .filter_map(|(post, source)| {
                 let post = post?;
                 let author = post.author;
+                let profile = author.and_then(|a| profiles.get(&a));
+                let mut data = (*post.post).clone();
+                // The author's name now, not at posting time (usernames can change).
+                if let Some(profile) = profile {
+                    data.username.clone_from(&profile.username);
+                }
                 Some(FeedItem {
-                    post: Some((*post.post).clone()),
+                    post: Some(data),
                     counts: Some(post.counts),
                     source: *source,
                     is_following: author.is_some_and(|a| following.contains(&a)),
                     is_own_post: author.is_some() && author == viewer,
+                    author_avatar_url: profile.map(|p| p.avatar_url.clone()).unwrap_or_default(),
                 })
             })
             .collect())

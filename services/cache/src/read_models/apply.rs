@@ -194,6 +194,7 @@ pub fn apply(
                 content: comment.content.clone(),
                 parent_id: comment.parent_id.clone(),
                 created_at_ms: at,
+                ..CommentItem::default()
             };
             pipe.invoke_script(
                 scripts
@@ -222,6 +223,19 @@ pub fn apply(
                 .ignore();
             pipe.sadd(keys::followers(target), actor.to_string())
                 .ignore();
+            // NX: a repeated follow keeps the first follow's time (and its place in the lists).
+            pipe.cmd("ZADD")
+                .arg(keys::following_by_time(actor))
+                .arg("NX")
+                .arg(at)
+                .arg(target.to_string())
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(keys::followers_by_time(target))
+                .arg("NX")
+                .arg(at)
+                .arg(actor.to_string())
+                .ignore();
             backfill(pipe, scripts, config, actor, target, "add");
             follow_changed(pipe, actor, effects);
         }
@@ -232,6 +246,10 @@ pub fn apply(
             pipe.srem(keys::following(actor), target.to_string())
                 .ignore();
             pipe.srem(keys::followers(target), actor.to_string())
+                .ignore();
+            pipe.zrem(keys::following_by_time(actor), target.to_string())
+                .ignore();
+            pipe.zrem(keys::followers_by_time(target), actor.to_string())
                 .ignore();
             backfill(pipe, scripts, config, actor, target, "remove");
             follow_changed(pipe, actor, effects);
@@ -259,8 +277,36 @@ pub fn apply(
                 ..TokenRevoked::default()
             });
         }
-        // Accounts live in the users bucket; nothing to derive.
-        Payload::UserRegistered(_) => {}
+        // Accounts live in the users bucket; the public part is derived for lists and authors.
+        Payload::UserRegistered(registered) => {
+            let Some(user) = parse::<UserId>(&registered.user_id) else {
+                return;
+            };
+            pipe.hset_multiple(
+                keys::profile(user),
+                &[
+                    ("username", registered.username.clone()),
+                    ("display_name", registered.display_name.clone()),
+                    ("created_at_ms", at.to_string()),
+                ],
+            )
+            .ignore();
+        }
+        Payload::ProfileUpdated(updated) => {
+            pipe.hset_multiple(
+                keys::profile(actor),
+                &[
+                    ("display_name", updated.display_name.clone()),
+                    ("bio", updated.bio.clone()),
+                    ("avatar_url", updated.avatar_url.clone()),
+                ],
+            )
+            .ignore();
+        }
+        Payload::UsernameChanged(changed) => {
+            pipe.hset(keys::profile(actor), "username", &changed.new_username)
+                .ignore();
+        }
     }
 }
 

@@ -25,6 +25,15 @@ use sidechain_events::UserId;
 /// Clock skew tolerated between edge instances.
 const LEEWAY_SECONDS: u64 = 5;
 
+/// How long after its expiry a token may still be exchanged by `POST /auth/refresh` (and only
+/// there). A client that was asleep (a closed laptop, a DAW project left open overnight with the
+/// plugin's timer suspended) wakes with a token that expired minutes ago; the grace lets it
+/// refresh instead of signing in again. Everything else still applies: the session's absolute
+/// lifetime, revocations (remembered this long past expiry, see `http::auth::end_token`) and
+/// sign-out-everywhere. Fifteen minutes covers a suspended timer without making a stolen
+/// expired token useful for long.
+pub const REFRESH_GRACE: Duration = Duration::from_secs(15 * 60);
+
 /// The claims of our tokens. `sub` and `user_id` both carry the user id (the plugin reads the
 /// latter).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -133,6 +142,8 @@ pub struct TokenService {
     /// Every key that verifies, by `kid`; the current one first.
     decoding: Vec<(String, DecodingKey)>,
     validation: Validation,
+    /// The same rules without the expiry check, for refreshes within [`REFRESH_GRACE`].
+    validation_any_expiry: Validation,
     settings: TokenSettings,
 }
 
@@ -153,6 +164,8 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "jti", "iss", "aud"]);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
+        let mut validation_any_expiry = validation.clone();
+        validation_any_expiry.validate_exp = false;
         let decoding = std::iter::once(&settings.secret)
             .chain(&settings.previous_secrets)
             .map(|secret| (key_id(secret), DecodingKey::from_secret(secret)))
@@ -162,6 +175,7 @@ impl TokenService {
             key_id: key_id(&settings.secret),
             decoding,
             validation,
+            validation_any_expiry,
             settings,
         }
     }
@@ -219,6 +233,26 @@ impl TokenService {
 
     /// Checks signature (with the key its `kid` names), algorithm, expiry and claims.
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
+        self.decode(token, &self.validation)
+    }
+
+    /// Like [`Self::verify`], but a token that expired less than `grace` ago still verifies
+    /// (refresh only: see [`REFRESH_GRACE`]).
+    pub fn verify_for_refresh(
+        &self,
+        token: &str,
+        grace: Duration,
+    ) -> Result<VerifiedToken, TokenError> {
+        let verified = self.decode(token, &self.validation_any_expiry)?;
+        let grace = chrono::Duration::from_std(grace).unwrap_or_default()
+            + chrono::Duration::seconds(LEEWAY_SECONDS as i64);
+        if verified.expires_at + grace < Utc::now() {
+            return Err(TokenError::Expired);
+        }
+        Ok(verified)
+    }
+
+    fn decode(&self, token: &str, validation: &Validation) -> Result<VerifiedToken, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let key = match &header.kid {
             Some(kid) => self
@@ -230,12 +264,12 @@ impl TokenService {
             None => return Err(TokenError::Invalid),
         };
         let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(
-                |err| match err.kind() {
+            jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|err| {
+                match err.kind() {
                     jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                     _ => TokenError::Invalid,
-                },
-            )?;
+                }
+            })?;
         let claims = data.claims;
         let user_id: UserId = claims.sub.parse().map_err(|_| TokenError::Invalid)?;
         if claims.user_id != claims.sub {
@@ -365,6 +399,33 @@ mod tests {
         let past = Utc::now().timestamp() - 3600;
         let token = sign(&claims(UserId::new(), past - 60, past), SECRET);
         assert_eq!(service().verify(&token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn a_just_expired_token_may_refresh_within_the_grace_and_not_after() {
+        let now = Utc::now().timestamp();
+        let user = UserId::new();
+        let grace = Duration::from_secs(600);
+        let just_expired = sign(&claims(user, now - 3600, now - 60), SECRET);
+        assert_eq!(service().verify(&just_expired), Err(TokenError::Expired));
+        let verified = service()
+            .verify_for_refresh(&just_expired, grace)
+            .expect("within the grace");
+        assert_eq!(verified.user_id, user);
+        let long_expired = sign(&claims(user, now - 7200, now - 601 - 60), SECRET);
+        assert_eq!(
+            service().verify_for_refresh(&long_expired, grace),
+            Err(TokenError::Expired)
+        );
+        // The grace relaxes the expiry only: a forged token is still invalid.
+        let forged = sign(
+            &claims(user, now - 3600, now - 60),
+            b"another-secret-another-secret-xx",
+        );
+        assert_eq!(
+            service().verify_for_refresh(&forged, grace),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use sidechain_events::UserId;
@@ -21,7 +23,7 @@ use super::views::{
 };
 
 use super::error::{ApiError, ErrorBody};
-use crate::auth::jwt::TokenError;
+use crate::auth::jwt::{REFRESH_GRACE, TokenError};
 use crate::events::{IdempotencyKey, Recorded};
 use crate::rate_limit::Class;
 use crate::state::AppState;
@@ -142,8 +144,7 @@ pub async fn register(
         display_name: display_name.clone(),
         password_hash,
         created_at_ms: sidechain_events::now_ms(),
-        sessions_valid_after_ms: 0,
-        revoked_tokens: Vec::new(),
+        ..UserRecord::default()
     };
     state.users.register(&record).await?;
     let event = Payload::UserRegistered(UserRegistered {
@@ -249,19 +250,95 @@ async fn own_record(state: &AppState, user: &AuthUser) -> Result<UserRecord, Api
         .ok_or_else(|| TokenError::Invalid.into())
 }
 
-/// Exchanges a valid token for a fresh one and ends the old one (refresh tokens rotate: a
-/// stolen token stops working once its owner refreshes). The new token belongs to the same
-/// session, which ends `SESSION_MAX_LIFETIME` after the password sign-in whatever the refreshes.
+/// `POST /api/v1/auth/refresh`: the token to exchange, when it is not in the header (the
+/// plugin sends it here and no `Authorization` header).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The token to exchange (may have expired less than 15 minutes ago).
+    pub token: Option<String>,
+}
+
+/// The token a refresh exchanges: from the `Authorization` header (web app, API clients) or
+/// the body's `token` (the plugin). Both may be sent if they agree.
+fn refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    let from_header = match headers.get(AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(|t| t.trim().to_owned())
+                .ok_or(ApiError::from(TokenError::Invalid))?,
+        ),
+    };
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                let v = v.trim();
+                v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
+            });
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let request: RefreshRequest = serde_json::from_slice(body).map_err(|err| {
+            let code = if err.is_data() {
+                "invalid_request"
+            } else {
+                "malformed_json"
+            };
+            ApiError::bad_request(code, format!("request body: {err}"))
+        })?;
+        request.token.map(|t| t.trim().to_owned())
+    };
+    match (from_header, from_body) {
+        (Some(header), Some(body)) if header != body => Err(ApiError::bad_request(
+            "conflicting_tokens",
+            "the Authorization header and the body carry different tokens; send one",
+        )),
+        (Some(token), _) | (None, Some(token)) if !token.is_empty() => Ok(token),
+        _ => Err(ApiError::Unauthorized {
+            code: "missing_token",
+            message:
+                "send the token as Authorization: Bearer <token> or in the body as {\"token\"}"
+                    .into(),
+        }),
+    }
+}
+
+/// Exchanges a token for a fresh one and ends the old one (refresh tokens rotate: a stolen
+/// token stops working once its owner refreshes). The token comes in the `Authorization`
+/// header or the body's `token`; one that expired less than [`REFRESH_GRACE`] ago is still
+/// accepted here. The new token belongs to the same session, which ends
+/// `SESSION_MAX_LIFETIME` after the password sign-in whatever the refreshes.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
-    security(("bearer" = [])),
+    request_body(content = Option<RefreshRequest>, description = "`{token}` when no Authorization header is sent (the plugin's way)"),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "New token", body = RefreshResponse),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 400, description = "Malformed body, or header and body disagree (`conflicting_tokens`)", body = ErrorBody),
+        (status = 401, description = "No token, invalid, expired beyond the grace, revoked, or the session is too old (`session_expired`)", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
 pub async fn refresh(
     State(state): State<Arc<AppState>>,
-    user: AuthUser,
-) -> Result<Json<RefreshResponse>, ApiError> {
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<RefreshResponse>), ApiError> {
+    let token = refresh_token(&headers, &body)?;
+    let token = state.tokens.verify_for_refresh(&token, REFRESH_GRACE)?;
+    let session = state.sessions.check(&token).await?;
+    tracing::Span::current().record("user_id", tracing::field::display(session.user_id));
+    let user = AuthUser { session, token };
     if !state.tokens.session_is_current(&user.token) {
         return Err(ApiError::Unauthorized {
             code: "session_expired",
@@ -279,11 +356,15 @@ pub async fn refresh(
         .map_err(token_error)?;
     // The new token is handed out only once the old one's end is stored.
     end_token(&state, &user, &IdempotencyKey::NONE).await?;
-    Ok(Json(RefreshResponse {
-        token: issued.token,
-        expires_at: issued.expires_at,
-        user: UserView::own(&record),
-    }))
+    // A token sent in the body is a credential too: no cache may keep the answer.
+    Ok((
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(RefreshResponse {
+            token: issued.token,
+            expires_at: issued.expires_at,
+            user: UserView::own(&record),
+        }),
+    ))
 }
 
 /// The signed-in user.
@@ -322,17 +403,21 @@ async fn end_token(
     user: &AuthUser,
     key: &IdempotencyKey,
 ) -> Result<Recorded, ApiError> {
+    // Remembered past the token's expiry for as long as a refresh may still present it.
+    let remember_until = user.token.expires_at
+        + chrono::Duration::from_std(REFRESH_GRACE).unwrap_or_default()
+        + chrono::Duration::seconds(5);
     let payload = Payload::Logout(Logout {
         token_id: user.token.token_id.clone(),
         token_sha256: user.token.sha256.clone(),
-        expires_at_ms: user.token.expires_at.timestamp_millis(),
+        expires_at_ms: remember_until.timestamp_millis(),
     });
     // Keyed per token: one logout with a reused key must not swallow another token's.
     let key = key.for_target(&user.token.token_id);
     let recorded = state.record(&user.session, &key, payload).await?;
     let (token_id, expires_at_ms) = (
         user.token.token_id.as_str(),
-        user.token.expires_at.timestamp_millis(),
+        remember_until.timestamp_millis(),
     );
     state
         .users

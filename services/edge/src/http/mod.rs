@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod posts;
 pub mod request_id;
 pub mod social;
+pub mod users;
 pub mod validate;
 pub mod views;
 
@@ -84,6 +85,18 @@ pub fn router(
             post(social::follow_user).delete(social::unfollow_user),
         )
         .route("/api/v1/users/{id}/posts", get(feeds::user_posts))
+        // PUT as documented; POST too, which is what JUCE sends for a PUT with a body.
+        .route(
+            "/api/v1/users/me",
+            get(users::me).put(users::update_me).post(users::update_me),
+        )
+        .route(
+            "/api/v1/users/username",
+            put(users::change_username).post(users::change_username),
+        )
+        .route("/api/v1/users/{id}/profile", get(users::profile))
+        .route("/api/v1/users/{id}/followers", get(users::followers))
+        .route("/api/v1/users/{id}/following", get(users::following))
         .route("/api/v1/feed/timeline", get(feeds::timeline))
         .route("/api/v1/feed/unified", get(feeds::unified))
         .route("/api/v1/feed/trending", get(feeds::trending))

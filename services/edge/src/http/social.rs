@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sidechain_events::events::{Follow, Like, Unfollow, Unlike, event::Payload};
 use sidechain_events::{PostId, UserId};
 use utoipa::ToSchema;
@@ -118,7 +118,7 @@ async fn change_follow(
     key: &IdempotencyKey,
     target: UserId,
     follow: bool,
-) -> Result<Json<ActionResponse>, ApiError> {
+) -> Result<Json<FollowResponse>, ApiError> {
     if target == user.session.user_id {
         return Err(ApiError::bad_request(
             "cannot_follow_self",
@@ -133,21 +133,52 @@ async fn change_follow(
         Payload::Unfollow(Unfollow { target_user_id })
     };
     let recorded = state.record(&user.session, key, payload).await?;
-    Ok(Json(ActionResponse::new(recorded, target)))
+    // The plugin shows the target's new follower count from this reply (SocialClient.cpp,
+    // followUserObservable). The profile request waits for the read models to include this
+    // event; if they cannot answer, the count is left out (the write is stored either way).
+    let follower_count = match state
+        .cache
+        .profile(target, Some(user.session.user_id))
+        .await
+    {
+        Ok(profile) => Some(profile.follower_count),
+        Err(err) => {
+            tracing::warn!(error = %err, "follow answered without the follower count");
+            None
+        }
+    };
+    Ok(Json(FollowResponse {
+        action: ActionResponse::new(recorded, target),
+        is_following: follow,
+        follower_count,
+    }))
+}
+
+/// Acknowledgement of a follow or unfollow, with the relation and count after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowResponse {
+    /// What was stored.
+    #[serde(flatten)]
+    pub action: ActionResponse,
+    /// Whether the caller now follows the target.
+    pub is_following: bool,
+    /// The target's followers now; absent if the read models could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follower_count: Option<u64>,
 }
 
 /// Follows a user.
 #[utoipa::path(post, path = "/api/v1/social/follow", tag = "social",
     security(("bearer" = [])),
     request_body = FollowRequest,
-    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, description = "Invalid, or `cannot_follow_self`", body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = FollowResponse), (status = 400, description = "Invalid, or `cannot_follow_self`", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn follow(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     key: IdempotencyKey,
     ApiJson(body): ApiJson<FollowRequest>,
-) -> Result<Json<ActionResponse>, ApiError> {
+) -> Result<Json<FollowResponse>, ApiError> {
     change_follow(&state, &user, &key, body.target_user_id, true).await
 }
 
@@ -155,14 +186,14 @@ pub async fn follow(
 #[utoipa::path(post, path = "/api/v1/social/unfollow", tag = "social",
     security(("bearer" = [])),
     request_body = FollowRequest,
-    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = FollowResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unfollow(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     key: IdempotencyKey,
     ApiJson(body): ApiJson<FollowRequest>,
-) -> Result<Json<ActionResponse>, ApiError> {
+) -> Result<Json<FollowResponse>, ApiError> {
     change_follow(&state, &user, &key, body.target_user_id, false).await
 }
 
@@ -170,14 +201,14 @@ pub async fn unfollow(
 #[utoipa::path(post, path = "/api/v1/users/{id}/follow", tag = "social",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id (UUID)")),
-    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = FollowResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn follow_user(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     key: IdempotencyKey,
     ApiPath(target): ApiPath<UserId>,
-) -> Result<Json<ActionResponse>, ApiError> {
+) -> Result<Json<FollowResponse>, ApiError> {
     change_follow(&state, &user, &key, target, true).await
 }
 
@@ -185,13 +216,13 @@ pub async fn follow_user(
 #[utoipa::path(delete, path = "/api/v1/users/{id}/follow", tag = "social",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id (UUID)")),
-    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = FollowResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unfollow_user(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     key: IdempotencyKey,
     ApiPath(target): ApiPath<UserId>,
-) -> Result<Json<ActionResponse>, ApiError> {
+) -> Result<Json<FollowResponse>, ApiError> {
     change_follow(&state, &user, &key, target, false).await
 }

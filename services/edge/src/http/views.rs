@@ -86,8 +86,10 @@ pub struct PostView {
     pub id: String,
     /// Author id.
     pub user_id: String,
-    /// Author's username.
+    /// Author's username (their current one).
     pub username: String,
+    /// Author's profile picture, or empty.
+    pub user_avatar_url: String,
     /// Title, possibly empty.
     pub title: String,
     /// The loop's audio.
@@ -139,6 +141,7 @@ impl From<FeedItem> for PostView {
         let post = item.post.unwrap_or_default();
         let counts = item.counts.unwrap_or_default();
         Self {
+            user_avatar_url: item.author_avatar_url,
             genre: post.genres.first().cloned(),
             id: post.id,
             user_id: post.user_id,
@@ -210,8 +213,10 @@ pub struct CommentView {
     pub post_id: String,
     /// Author id.
     pub user_id: String,
-    /// Author's username.
+    /// Author's username (their current one).
     pub username: String,
+    /// Author's profile picture, or empty.
+    pub user_avatar_url: String,
     /// Text.
     pub content: String,
     /// The comment it answers, if any.
@@ -227,6 +232,7 @@ impl From<CommentItem> for CommentView {
             post_id: item.post_id,
             user_id: item.user_id,
             username: item.username,
+            user_avatar_url: item.user_avatar_url,
             content: item.content,
             parent_id: non_empty(item.parent_id),
             time: from_ms(item.created_at_ms),
