@@ -8,6 +8,8 @@
 //! |---|---|---|
 //! | `post:{P}` | hash | `data` (protobuf `Post`), one field per count (`likes`, `plays`, …: [`crate::counts::Count`]), `deleted` |
 //! | `post_likes:{P}`, `post_reposts:{P}` | set | who liked / reposted |
+//! | `post_reactions:{P}` | hash | user id → the emoji of their like (only likes with an emoji) |
+//! | `post_reaction_counts:{P}` | hash | emoji → how many users reacted with it |
 //! | `post_comments:{P}` | sorted set | comment ids by time |
 //! | `post_comment_data:{P}` | hash | comment id → protobuf `CommentItem` |
 //! | `comment:{C}` | hash | `post`, `user` of a comment |
@@ -40,6 +42,16 @@ pub fn post_likes(post: PostId) -> String {
 /// Who reposted a post.
 pub fn post_reposts(post: PostId) -> String {
     format!("post_reposts:{{{post}}}")
+}
+
+/// Each user's reaction (emoji) to a post.
+pub fn post_reactions(post: PostId) -> String {
+    format!("post_reactions:{{{post}}}")
+}
+
+/// How many users reacted to a post with each emoji.
+pub fn post_reaction_counts(post: PostId) -> String {
+    format!("post_reaction_counts:{{{post}}}")
 }
 
 /// A post's comment ids by time.
@@ -124,6 +136,8 @@ mod tests {
             post(id),
             post_likes(id),
             post_reposts(id),
+            post_reactions(id),
+            post_reaction_counts(id),
             post_comments(id),
             post_comment_data(id),
         ] {

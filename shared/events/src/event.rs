@@ -23,11 +23,13 @@ pub enum EventKind {
     Unfollow,
     Logout,
     SessionsEnded,
+    Listen,
+    RecommendationClick,
 }
 
 impl EventKind {
     /// Every kind, in schema order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::UserRegistered,
         EventKind::PostCreated,
         EventKind::PostDeleted,
@@ -43,6 +45,8 @@ impl EventKind {
         EventKind::Unfollow,
         EventKind::Logout,
         EventKind::SessionsEnded,
+        EventKind::Listen,
+        EventKind::RecommendationClick,
     ];
 
     /// The snake_case name, as used in subjects and metric labels.
@@ -63,6 +67,8 @@ impl EventKind {
             EventKind::Unfollow => "unfollow",
             EventKind::Logout => "logout",
             EventKind::SessionsEnded => "sessions_ended",
+            EventKind::Listen => "listen",
+            EventKind::RecommendationClick => "recommendation_click",
         }
     }
 
@@ -84,6 +90,8 @@ impl EventKind {
             Payload::Unfollow(_) => EventKind::Unfollow,
             Payload::Logout(_) => EventKind::Logout,
             Payload::SessionsEnded(_) => EventKind::SessionsEnded,
+            Payload::Listen(_) => EventKind::Listen,
+            Payload::RecommendationClick(_) => EventKind::RecommendationClick,
         }
     }
 
