@@ -187,16 +187,14 @@ impl Store {
             }
         }
         let (mut a, mut b) = (self.redis.clone(), self.redis.clone());
-        let (reactions, flags): (Vec<BTreeMap<String, i64>>, Vec<bool>) = tokio::try_join!(
-            reactions.query_async(&mut a),
-            async {
+        let (reactions, flags): (Vec<BTreeMap<String, i64>>, Vec<bool>) =
+            tokio::try_join!(reactions.query_async(&mut a), async {
                 if viewer.is_some() {
                     flags.query_async(&mut b).await
                 } else {
                     Ok(Vec::new())
                 }
-            }
-        )?;
+            })?;
         Ok(reactions
             .into_iter()
             .enumerate()

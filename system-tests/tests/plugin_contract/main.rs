@@ -7,3 +7,4 @@
 mod shape;
 
 mod auth;
+mod feed;

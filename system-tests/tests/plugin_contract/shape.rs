@@ -4,7 +4,7 @@ use serde_json::Value;
 
 /// The JSON type the plugin's parser expects of a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Json {
+pub(crate) enum Json {
     /// A string (`getJsonString`, `toString()` on a string).
     Str,
     /// An integer (`(int)`, `getIntValue`): a JSON number without a fractional part.
@@ -33,7 +33,7 @@ impl Json {
 }
 
 /// The value at a dotted path (`auth.user.id`).
-pub fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+pub(crate) fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.')
         .try_fold(value, |value, part| value.get(part))
 }
@@ -41,7 +41,7 @@ pub fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 /// Fails, naming the plugin source that reads them, unless every field is present with its
 /// type.
 #[track_caller]
-pub fn expect_fields(value: &Value, source: &str, fields: &[(&str, Json)]) {
+pub(crate) fn expect_fields(value: &Value, source: &str, fields: &[(&str, Json)]) {
     let wrong: Vec<String> = fields
         .iter()
         .filter_map(|&(path, json)| match at(value, path) {
