@@ -7,7 +7,10 @@ use serde::de::DeserializeOwned;
 use sidechain_edge::http::auth::{LoginRequest, RegisterRequest};
 use sidechain_edge::http::extract::Validate;
 use sidechain_edge::http::posts::{CommentRequest, CreatePostRequest, PlayRequest};
-use sidechain_edge::http::social::{FollowRequest, LikeRequest, UnlikeRequest};
+use sidechain_edge::http::social::{
+    FollowRequest, LikeRequest, ListenRequest, ReactRequest, RecommendationClickRequest,
+    SocialPlayRequest, UnlikeRequest,
+};
 
 fn decode<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Option<T> {
     let value: T = serde_json::from_slice(bytes).ok()?;
@@ -22,6 +25,22 @@ fn decode_all(bytes: &[u8]) {
     let _ = decode::<LikeRequest>(bytes);
     let _ = decode::<UnlikeRequest>(bytes);
     let _ = decode::<FollowRequest>(bytes);
+    let _ = decode::<SocialPlayRequest>(bytes);
+    if let Some(react) = decode::<ReactRequest>(bytes) {
+        assert!(!react.emoji.trim().is_empty() && react.emoji.trim().chars().count() <= 16);
+    }
+    if let Some(listen) = decode::<ListenRequest>(bytes) {
+        assert!((0.0..=86_400.0).contains(&listen.duration));
+    }
+    if let Some(click) = decode::<RecommendationClickRequest>(bytes) {
+        assert!((0..=10_000).contains(&click.position));
+        assert!((1..=32).contains(&click.source.trim().chars().count()));
+        assert!(
+            click
+                .play_duration
+                .is_none_or(|d| (0.0..=86_400.0).contains(&d))
+        );
+    }
     if let Some(post) = decode::<CreatePostRequest>(bytes) {
         assert!(post.bpm > 0.0 && post.bpm <= 400.0);
         assert!((1..=5).contains(&post.genres.len()));
@@ -52,6 +71,11 @@ fn jsonish() -> impl Strategy<Value = String> {
         "activity_id",
         "emoji",
         "target_user_id",
+        "post_id",
+        "source",
+        "position",
+        "play_duration",
+        "filename",
     ]);
     let value = prop_oneof![
         Just("null".to_owned()),
