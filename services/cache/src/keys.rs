@@ -21,6 +21,7 @@
 //! | `readmodel:applied_seq` | string | last stream sequence applied; absent means rebuild |
 //! | `readmodel:rebuild_lock` | string | one instance resets the consumer |
 //! | `page:<scope>` | hash | `<limit>:<offset>` → protobuf `PageSkeleton` |
+//! | `page:snapshot:<scope>` | string | protobuf `PageSkeleton`: the order a ranked feed's first page was served in, for the reader's later pages (15 min) |
 //! | `jwt_cache:<sha256>` | string | verified session (protobuf `UserProfile`) |
 //! | `revoked:<jti>` | string | a logged-out token, until it expires |
 //! | `session_epoch:<U>` | string | ms since the epoch: U's tokens issued before it are dead (sign out everywhere, password change) |
@@ -109,6 +110,11 @@ const PAGE_PREFIX: &str = "page:";
 /// Cached pages of a scope.
 pub fn page(scope: &Scope) -> String {
     format!("{PAGE_PREFIX}{scope}")
+}
+
+/// The kept order of a ranked feed (unified, for-you) for one reader.
+pub fn snapshot(scope: &Scope) -> String {
+    format!("{PAGE_PREFIX}snapshot:{scope}")
 }
 
 /// What precedes the user id in the [`page`] keys of `feed`'s scopes (the fan-out script

@@ -269,3 +269,57 @@ async fn a_post_lookup_carries_the_post_its_counts_and_the_viewers_like() {
     assert!(comments.has_more);
     service.stop().await;
 }
+
+#[tokio::test]
+async fn offset_pages_of_the_unified_feed_keep_their_order_while_posts_arrive() {
+    let world = World::start().await;
+    let service = world.start_service(world.source()).await;
+    let (reader, author) = (UserId::new(), UserId::new());
+    world.follow(reader, author).await;
+    let mut posts = Vec::new();
+    for _ in 0..5 {
+        posts.push(world.post(author, &["house"]).await.to_string());
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    world.settled().await;
+
+    // The plugin pages the unified feed by offset only (FeedClient.cpp).
+    let first = world
+        .feed(FeedKind::Unified, Some(reader), None, 2, 0)
+        .await;
+    assert_eq!(ids(&first).len(), 2);
+    // Posts arrive from the followed author between the reads (they invalidate the pages).
+    let mut newer = Vec::new();
+    for _ in 0..3 {
+        newer.push(world.post(author, &["house"]).await.to_string());
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    world.settled().await;
+    let second = world
+        .feed(FeedKind::Unified, Some(reader), None, 2, 2)
+        .await;
+    let third = world
+        .feed(FeedKind::Unified, Some(reader), None, 2, 4)
+        .await;
+    let mut seen: Vec<String> = [&first, &second, &third]
+        .iter()
+        .flat_map(|p| ids(p))
+        .collect();
+    assert!(!third.has_more);
+    let read = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), read, "no post twice");
+    let mut expected = posts.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "every post of the first read, none skipped");
+
+    // Reading page one again is a refresh: the new posts show.
+    let refreshed = world
+        .feed(FeedKind::Unified, Some(reader), None, 20, 0)
+        .await;
+    for post in &newer {
+        assert!(ids(&refreshed).contains(post), "{post} after a refresh");
+    }
+    service.stop().await;
+}

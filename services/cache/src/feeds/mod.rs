@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message as _;
 use redis::AsyncCommands as _;
 use sidechain_events::rpc::{
     self, CacheInvalidation, ErrorCode, FeedItem, FeedKind, FeedPage, FeedReply, FeedRequest,
@@ -40,6 +41,10 @@ pub use scope::{Feed, Scope, ScopeParseError};
 const MAX_LIMIT: u32 = 100;
 /// Deepest offset (as the edge enforces).
 const MAX_OFFSET: u32 = 10_000;
+/// Posts a snapshot of a ranked feed holds (deeper pages take a larger one).
+const SNAPSHOT_SIZE: usize = 200;
+/// How long a reader may page through one snapshot; reading page one takes a new one.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(15 * 60);
 /// Entries read beyond a cursor page, standing in for posts deleted but not yet applied.
 const CURSOR_SPARE: usize = 5;
 /// Posts kept in the trending ranking.
@@ -170,6 +175,11 @@ impl Feeds {
         // previous page, so caching it would only hold memory.
         let skeleton = match cursor {
             Some(cursor) => self.build_after(scope, cursor, limit).await.map(Arc::new),
+            // Later pages of a ranked feed come from the order its first page was served in
+            // (one Redis read; not page-cached, so a new snapshot shows at once).
+            None if snapshotted(scope) && offset > 0 => {
+                self.from_snapshot(scope, limit, offset).await.map(Arc::new)
+            }
             None => {
                 self.pages
                     .get_or_build(&scope, limit, offset, ttl, || {
@@ -267,7 +277,8 @@ impl Feeds {
     }
 
     /// Builds the skeleton of one page: the `offset..offset+limit` slice of the feed's
-    /// candidates, keeping only posts that exist.
+    /// candidates, keeping only posts that exist. For snapshotted feeds this is the first
+    /// page, which takes a new snapshot.
     async fn build(
         &self,
         scope: Scope,
@@ -275,6 +286,20 @@ impl Feeds {
         offset: u32,
     ) -> Result<PageSkeleton, PageError> {
         let need = (offset + limit + 1) as usize;
+        let live = if snapshotted(scope) {
+            self.take_snapshot(scope, need.max(SNAPSHOT_SIZE)).await?
+        } else {
+            self.live(scope, need).await?
+        };
+        Ok(slice(&live, limit, offset))
+    }
+
+    /// The first `need` candidates of a feed that still exist, in feed order.
+    async fn live(
+        &self,
+        scope: Scope,
+        need: usize,
+    ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
         let candidates: Vec<(PostId, ItemSource)> = match scope {
             Scope::Timeline(viewer) => self.timeline(viewer, need).await?,
             Scope::User(user) => tag(
@@ -287,22 +312,68 @@ impl Feeds {
         };
         let ids: Vec<PostId> = candidates.iter().map(|(id, _)| *id).collect();
         let hydrated = self.store.hydrate(&ids).await.map_err(redis_error)?;
-        let live: Vec<(PostId, ItemSource)> = candidates
+        Ok(candidates
             .into_iter()
             .zip(hydrated)
             .filter_map(|(candidate, post)| post.map(|_| candidate))
-            .collect();
-        let has_more = live.len() > (offset + limit) as usize;
-        let page: Vec<_> = live
-            .into_iter()
-            .skip(offset as usize)
-            .take(limit as usize)
-            .collect();
-        Ok(PageSkeleton {
-            post_ids: page.iter().map(|(id, _)| id.to_string()).collect(),
-            sources: page.iter().map(|(_, source)| *source as i32).collect(),
-            has_more,
-        })
+            .collect())
+    }
+
+    /// Ranks the feed afresh and keeps the order for the reader's next pages.
+    async fn take_snapshot(
+        &self,
+        scope: Scope,
+        need: usize,
+    ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
+        let live = self.live(scope, need).await?;
+        let record = PageSkeleton {
+            post_ids: live.iter().map(|(id, _)| id.to_string()).collect(),
+            sources: live.iter().map(|(_, source)| *source as i32).collect(),
+            // Whether the feed may hold more than the snapshot.
+            has_more: live.len() >= need,
+        };
+        let mut conn = self.store.redis();
+        let _: () = conn
+            .set_ex(
+                keys::snapshot(&scope),
+                record.encode_to_vec(),
+                SNAPSHOT_TTL.as_secs(),
+            )
+            .await
+            .map_err(redis_error)?;
+        Ok(live)
+    }
+
+    /// A later page of a snapshotted feed: a slice of the order its first page was served in,
+    /// so posts arriving meanwhile neither repeat items nor push them out of reach. Without a
+    /// snapshot (expired, or a first read past page one), or past its end when the feed held
+    /// more, a new one is taken.
+    async fn from_snapshot(
+        &self,
+        scope: Scope,
+        limit: u32,
+        offset: u32,
+    ) -> Result<PageSkeleton, PageError> {
+        let need = (offset + limit + 1) as usize;
+        let mut conn = self.store.redis();
+        let stored: Option<Vec<u8>> = conn
+            .get(keys::snapshot(&scope))
+            .await
+            .map_err(redis_error)?;
+        let snapshot = stored.and_then(|bytes| PageSkeleton::decode(bytes.as_slice()).ok());
+        let live = match snapshot {
+            Some(record) if record.post_ids.len() >= need || !record.has_more => record
+                .post_ids
+                .iter()
+                .zip(record.sources.iter())
+                .filter_map(|(id, source)| {
+                    let source = ItemSource::try_from(*source).unwrap_or(ItemSource::Recent);
+                    Some((id.parse().ok()?, source))
+                })
+                .collect(),
+            _ => self.take_snapshot(scope, need.max(SNAPSHOT_SIZE)).await?,
+        };
+        Ok(slice(&live, limit, offset))
     }
 
     async fn total(&self, key: &str) -> redis::RedisResult<u64> {
@@ -569,6 +640,25 @@ impl Feeds {
             (label, weight, ids)
         });
         Ok(ranking::mix(lists.into(), |id| own.contains(id), need))
+    }
+}
+
+/// Feeds ranked per viewer whose order is kept between pages ([`Feeds::from_snapshot`]).
+fn snapshotted(scope: Scope) -> bool {
+    matches!(scope, Scope::Unified(_) | Scope::ForYou(_))
+}
+
+/// The `offset..offset+limit` page of `live`.
+fn slice(live: &[(PostId, ItemSource)], limit: u32, offset: u32) -> PageSkeleton {
+    let page: Vec<_> = live
+        .iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
+    PageSkeleton {
+        post_ids: page.iter().map(|(id, _)| id.to_string()).collect(),
+        sources: page.iter().map(|(_, source)| *source as i32).collect(),
+        has_more: live.len() > (offset + limit) as usize,
     }
 }
 
