@@ -178,7 +178,7 @@ impl Feeds {
             // Later pages of a ranked feed come from the order its first page was served in
             // (one Redis read; not page-cached, so a new snapshot shows at once).
             None if snapshotted(scope) && offset > 0 => {
-                self.from_snapshot(scope, limit, offset).await.map(Arc::new)
+                self.snapshot_page(scope, limit, offset).await.map(Arc::new)
             }
             None => {
                 self.pages
@@ -348,7 +348,7 @@ impl Feeds {
     /// so posts arriving meanwhile neither repeat items nor push them out of reach. Without a
     /// snapshot (expired, or a first read past page one), or past its end when the feed held
     /// more, a new one is taken.
-    async fn from_snapshot(
+    async fn snapshot_page(
         &self,
         scope: Scope,
         limit: u32,
@@ -643,7 +643,7 @@ impl Feeds {
     }
 }
 
-/// Feeds ranked per viewer whose order is kept between pages ([`Feeds::from_snapshot`]).
+/// Feeds ranked per viewer whose order is kept between pages ([`Feeds::snapshot_page`]).
 fn snapshotted(scope: Scope) -> bool {
     matches!(scope, Scope::Unified(_) | Scope::ForYou(_))
 }
