@@ -8,6 +8,8 @@
 //! |---|---|---|
 //! | `post:{P}` | hash | `data` (protobuf `Post`), one field per count (`likes`, `plays`, …: [`crate::counts::Count`]), `deleted` |
 //! | `post_likes:{P}`, `post_reposts:{P}` | set | who liked / reposted |
+//! | `post_reactions:{P}` | hash | user id → the emoji of their like (only likes with an emoji) |
+//! | `post_reaction_counts:{P}` | hash | emoji → how many users reacted with it |
 //! | `post_comments:{P}` | sorted set | comment ids by time |
 //! | `post_comment_data:{P}` | hash | comment id → protobuf `CommentItem` |
 //! | `comment:{C}` | hash | `post`, `user` of a comment |
@@ -21,6 +23,7 @@
 //! | `readmodel:applied_seq` | string | last stream sequence applied; absent means rebuild |
 //! | `readmodel:rebuild_lock` | string | one instance resets the consumer |
 //! | `page:<scope>` | hash | `<limit>:<offset>` → protobuf `PageSkeleton` |
+//! | `page:snapshot:<scope>` | string | protobuf `PageSkeleton`: the order a ranked feed's first page was served in, for the reader's later pages (15 min) |
 //! | `jwt_cache:<sha256>` | string | verified session (protobuf `UserProfile`) |
 //! | `revoked:<jti>` | string | a logged-out token, until it expires |
 //! | `session_epoch:<U>` | string | ms since the epoch: U's tokens issued before it are dead (sign out everywhere, password change) |
@@ -42,6 +45,16 @@ pub fn post_likes(post: PostId) -> String {
 /// Who reposted a post.
 pub fn post_reposts(post: PostId) -> String {
     format!("post_reposts:{{{post}}}")
+}
+
+/// Each user's reaction (emoji) to a post.
+pub fn post_reactions(post: PostId) -> String {
+    format!("post_reactions:{{{post}}}")
+}
+
+/// How many users reacted to a post with each emoji.
+pub fn post_reaction_counts(post: PostId) -> String {
+    format!("post_reaction_counts:{{{post}}}")
 }
 
 /// A post's comment ids by time.
@@ -116,6 +129,11 @@ pub fn page(scope: &Scope) -> String {
     format!("{PAGE_PREFIX}{scope}")
 }
 
+/// The kept order of a ranked feed (unified, for-you) for one reader.
+pub fn snapshot(scope: &Scope) -> String {
+    format!("{PAGE_PREFIX}snapshot:{scope}")
+}
+
 /// What precedes the user id in the [`page`] keys of `feed`'s scopes (the fan-out script
 /// builds them).
 pub fn page_prefix(feed: Feed) -> String {
@@ -141,6 +159,8 @@ mod tests {
             post(id),
             post_likes(id),
             post_reposts(id),
+            post_reactions(id),
+            post_reaction_counts(id),
             post_comments(id),
             post_comment_data(id),
         ] {

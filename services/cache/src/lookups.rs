@@ -12,13 +12,14 @@ use prost::Message as _;
 use redis::AsyncCommands as _;
 use sidechain_events::rpc::{
     CommentItem, CommentsReply, CommentsRequest, ErrorCode, LookupReply, LookupRequest, Post,
-    PostsReply, PostsRequest, RpcError, lookup_request::Target,
+    PostCounts, PostsReply, PostsRequest, RpcError, lookup_request::Target,
 };
 use sidechain_events::subjects::{EVENTS_STREAM, POSTS_GET_MAX_IDS};
-use sidechain_events::{CommentId, PostId};
+use sidechain_events::{CommentId, PostId, UserId};
 use sidechain_infra::redis::RedisConn;
 use tokio::sync::watch;
 
+use crate::counts::Count;
 use crate::keys;
 
 /// Longest wait for the read models to catch up on a miss.
@@ -53,7 +54,10 @@ impl Lookups {
     pub async fn lookup(&self, request: &LookupRequest) -> LookupReply {
         let result = match &request.target {
             Some(Target::PostId(id)) => match id.parse::<PostId>() {
-                Ok(post) => self.with_barrier(|| self.post(post)).await,
+                Ok(post) => {
+                    let viewer = request.viewer_user_id.parse::<UserId>().ok();
+                    return self.post_detail(post, viewer).await;
+                }
                 Err(_) => Ok(None),
             },
             Some(Target::CommentId(id)) => match id.parse::<CommentId>() {
@@ -67,7 +71,7 @@ impl Lookups {
                 found: true,
                 owner_user_id: owner,
                 post_id: post,
-                error: None,
+                ..Default::default()
             },
             Ok(None) => LookupReply::default(),
             Err(err) => {
@@ -80,10 +84,25 @@ impl Lookups {
         }
     }
 
-    async fn with_barrier<F, Fut>(&self, look: F) -> redis::RedisResult<Option<(String, String)>>
+    /// A post lookup: the post, its counts and the viewer's like.
+    async fn post_detail(&self, post: PostId, viewer: Option<UserId>) -> LookupReply {
+        match self.with_barrier(|| self.post(post, viewer)).await {
+            Ok(Some(found)) => found,
+            Ok(None) => LookupReply::default(),
+            Err(err) => {
+                tracing::warn!(error = %err, "post lookup failed");
+                LookupReply {
+                    error: Some(unavailable()),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    async fn with_barrier<F, Fut, T>(&self, look: F) -> redis::RedisResult<Option<T>>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = redis::RedisResult<Option<(String, String)>>>,
+        Fut: Future<Output = redis::RedisResult<Option<T>>>,
     {
         if let Some(found) = look().await? {
             return Ok(Some(found));
@@ -118,19 +137,47 @@ impl Lookups {
             .is_ok_and(|r| r.is_ok())
     }
 
-    async fn post(&self, post: PostId) -> redis::RedisResult<Option<(String, String)>> {
+    async fn post(
+        &self,
+        post: PostId,
+        viewer: Option<UserId>,
+    ) -> redis::RedisResult<Option<LookupReply>> {
         let mut conn = self.redis.clone();
-        let (data, deleted): (Option<Vec<u8>>, Option<String>) = redis::cmd("HMGET")
+        let fields: Vec<&str> = ["data", "deleted"]
+            .into_iter()
+            .chain(Count::ALL.iter().map(|c| c.field()))
+            .collect();
+        let viewer = viewer.map(|v| v.to_string()).unwrap_or_default();
+        let (row, liked): (Vec<Option<Vec<u8>>>, bool) = redis::pipe()
+            .cmd("HMGET")
             .arg(keys::post(post))
-            .arg(&["data", "deleted"])
+            .arg(&fields)
+            .sismember(keys::post_likes(post), &viewer)
             .query_async(&mut conn)
             .await?;
-        if deleted.as_deref() == Some("1") {
+        let field = |i: usize| row.get(i).and_then(|v| v.as_deref());
+        if field(1) == Some(b"1".as_slice()) {
             return Ok(None);
         }
-        Ok(data
-            .and_then(|bytes| Post::decode(bytes.as_slice()).ok())
-            .map(|p| (p.user_id, p.id)))
+        let Some(data) = field(0).and_then(|bytes| Post::decode(bytes).ok()) else {
+            return Ok(None);
+        };
+        let mut counts = PostCounts::default();
+        for (i, count) in Count::ALL.into_iter().enumerate() {
+            *count.slot(&mut counts) = field(2 + i)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .map_or(0, |n| n.max(0) as u64);
+        }
+        Ok(Some(LookupReply {
+            found: true,
+            owner_user_id: data.user_id.clone(),
+            post_id: data.id.clone(),
+            error: None,
+            post: Some(data),
+            counts: Some(counts),
+            viewer_liked: !viewer.is_empty() && liked,
+        }))
     }
 
     async fn comment(&self, comment: CommentId) -> redis::RedisResult<Option<(String, String)>> {
@@ -224,14 +271,17 @@ impl Lookups {
     ) -> redis::RedisResult<CommentsReply> {
         let mut conn = self.redis.clone();
         let start = offset as isize;
-        let ids: Vec<String> = conn
+        let (ids, total_count): (Vec<String>, u64) = redis::pipe()
             .zrange(keys::post_comments(post), start, start + limit as isize)
+            .zcard(keys::post_comments(post))
+            .query_async(&mut conn)
             .await?;
         let has_more = ids.len() > limit as usize;
         let ids: Vec<String> = ids.into_iter().take(limit as usize).collect();
         if ids.is_empty() {
             return Ok(CommentsReply {
                 has_more,
+                total_count,
                 ..Default::default()
             });
         }
@@ -250,6 +300,7 @@ impl Lookups {
             comments,
             has_more,
             error: None,
+            total_count,
         })
     }
 }

@@ -5,7 +5,7 @@
 //! A warm feed request reads nothing from Redis; a cold one reads the missing posts' hashes in
 //! one pipelined round trip.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,17 @@ pub struct Hydrated {
     pub counts: PostCounts,
     /// Its author.
     pub author: Option<UserId>,
+}
+
+/// What a post looks like to one viewer beyond its counts: their flags and the reactions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewerView {
+    /// The viewer likes the post.
+    pub is_liked: bool,
+    /// The viewer reposted it.
+    pub is_reposted: bool,
+    /// Users who reacted with each emoji.
+    pub reaction_counts: HashMap<String, u64>,
 }
 
 /// The read side.
@@ -175,6 +186,54 @@ impl Store {
     fn forget(&self, id: PostId) {
         self.posts.invalidate(&id);
         self.counts.invalidate(&id);
+    }
+
+    /// The viewer's flags (read, never cached in memory: a like must show at once to its
+    /// author) and the reaction counts of `ids`, in order, in two pipelined round trips sent at
+    /// once.
+    pub async fn viewer_views(
+        &self,
+        ids: &[PostId],
+        viewer: Option<UserId>,
+    ) -> redis::RedisResult<Vec<ViewerView>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut reactions = redis::pipe();
+        for id in ids {
+            reactions.hgetall(keys::post_reaction_counts(*id));
+        }
+        let mut flags = redis::pipe();
+        if let Some(viewer) = viewer {
+            let viewer = viewer.to_string();
+            for id in ids {
+                flags
+                    .sismember(keys::post_likes(*id), &viewer)
+                    .sismember(keys::post_reposts(*id), &viewer);
+            }
+        }
+        let (mut a, mut b) = (self.redis.clone(), self.redis.clone());
+        let (reactions, flags): (Vec<BTreeMap<String, i64>>, Vec<bool>) =
+            tokio::try_join!(reactions.query_async(&mut a), async {
+                if viewer.is_some() {
+                    flags.query_async(&mut b).await
+                } else {
+                    Ok(Vec::new())
+                }
+            })?;
+        Ok(reactions
+            .into_iter()
+            .enumerate()
+            .map(|(i, counts)| ViewerView {
+                is_liked: flags.get(2 * i).copied().unwrap_or(false),
+                is_reposted: flags.get(2 * i + 1).copied().unwrap_or(false),
+                reaction_counts: counts
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(emoji, n)| (emoji, n as u64))
+                    .collect(),
+            })
+            .collect())
     }
 
     /// Whom `user` follows.

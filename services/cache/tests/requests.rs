@@ -31,6 +31,7 @@ async fn session(world: &World, request: &SessionRequest) -> SessionReply {
 async fn lookup_post(world: &World, post: PostId) -> LookupReply {
     let request = LookupRequest {
         target: Some(Target::PostId(post.to_string())),
+        ..Default::default()
     };
     nats::request(
         &world.client,
@@ -264,6 +265,7 @@ async fn comments_are_listed_oldest_first_and_found_by_id() {
 
     let lookup = LookupRequest {
         target: Some(Target::CommentId(comment_ids[1].to_string())),
+        ..Default::default()
     };
     let found: LookupReply = nats::request(
         &world.client,

@@ -13,8 +13,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use sidechain_events::rpc::{
     self, CommentsReply, CommentsRequest, ErrorCode, FeedKind, FeedPage, FeedReply, FeedRequest,
-    LookupReply, LookupRequest, ProfileReply, ProfileRequest, RpcError, SessionReply,
-    SessionRequest, UserListReply, UserListRequest, lookup_request::Target,
+    LookupReply, LookupRequest, Post, PostCounts, ProfileReply, ProfileRequest, RpcError,
+    SessionReply, SessionRequest, UserListReply, UserListRequest, lookup_request::Target,
 };
 use sidechain_events::{CommentId, PostId, UserId, subjects};
 use sidechain_infra::nats::{self, RequestError};
@@ -63,6 +63,17 @@ pub enum CacheError {
         /// What was wrong with it.
         reason: String,
     },
+}
+
+/// A post with its counts now, as one viewer sees it.
+#[derive(Debug, Clone)]
+pub struct PostDetail {
+    /// The post.
+    pub post: Post,
+    /// Its counts.
+    pub counts: PostCounts,
+    /// Whether the viewer likes it.
+    pub viewer_liked: bool,
 }
 
 /// Who owns a post.
@@ -126,6 +137,7 @@ impl CacheClient {
         viewer: Option<UserId>,
         target: Option<UserId>,
         page: Page,
+        cursor: Option<&str>,
     ) -> Result<FeedPage, CacheError> {
         let request = FeedRequest {
             kind: kind as i32,
@@ -133,6 +145,7 @@ impl CacheClient {
             target_user_id: target.map(|t| t.to_string()).unwrap_or_default(),
             limit: page.limit,
             offset: page.offset,
+            cursor: cursor.unwrap_or_default().to_owned(),
         };
         let reply: FeedReply = self
             .ask("feed", &subjects::feed_subject(kind), &request)
@@ -156,6 +169,7 @@ impl CacheClient {
                 subjects::LOOKUP_POST,
                 &LookupRequest {
                     target: Some(Target::PostId(post_id.to_string())),
+                    ..Default::default()
                 },
             )
             .await
@@ -172,6 +186,38 @@ impl CacheClient {
             .map_err(|_| bad_reply("lookup.post"))?;
         self.known_posts.insert(post_id, owner).await;
         Ok(Some(PostOwner(owner)))
+    }
+
+    /// The post as it is now: its data, counts and whether `viewer` likes it (`None`: no such
+    /// post, or deleted). Always asks the cache service: counts change.
+    pub async fn post_detail(
+        &self,
+        post_id: PostId,
+        viewer: Option<UserId>,
+    ) -> Result<Option<PostDetail>, CacheError> {
+        let reply: LookupReply = self
+            .ask(
+                "lookup.post",
+                subjects::LOOKUP_POST,
+                &LookupRequest {
+                    target: Some(Target::PostId(post_id.to_string())),
+                    viewer_user_id: viewer.map(|v| v.to_string()).unwrap_or_default(),
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        if let Some(err) = reply.error {
+            return Err(rpc_error(err));
+        }
+        if !reply.found {
+            return Ok(None);
+        }
+        let post = reply.post.ok_or_else(|| bad_reply("lookup.post"))?;
+        Ok(Some(PostDetail {
+            post,
+            counts: reply.counts.unwrap_or_default(),
+            viewer_liked: reply.viewer_liked,
+        }))
     }
 
     /// Remembers a post this edge just created or forgets one it just deleted.
@@ -193,6 +239,7 @@ impl CacheClient {
                 subjects::LOOKUP_COMMENT,
                 &LookupRequest {
                     target: Some(Target::CommentId(comment_id.to_string())),
+                    ..Default::default()
                 },
             )
             .await

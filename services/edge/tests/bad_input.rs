@@ -524,6 +524,127 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
             "method_not_allowed",
         ),
     ];
+    // The plugin's routes (issue 12, part "feed"): wrong types, missing fields, bad ids,
+    // out-of-range numbers, a cursor that cannot be one. (This edge runs without a cache
+    // service; unknown posts and cursors the cache refuses are covered by the system tests.)
+    let plugin_cases = [
+        (
+            Method::POST,
+            "/api/v1/feed/like",
+            "{}",
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/feed/like",
+            r#"{"activity_id":"nope"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/feed/like",
+            r#"{"activity_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","emoji":"xxxxxxxxxxxxxxxxxxxxxx"}"#,
+            400,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/api/v1/feed/unlike",
+            "[]",
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/social/react",
+            r#"{"activity_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/social/react",
+            r#"{"activity_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","emoji":"  "}"#,
+            400,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/api/v1/social/play",
+            r#"{"activity_id":7}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/social/listen-duration",
+            r#"{"activity_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","duration":"12"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/social/listen-duration",
+            r#"{"activity_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","duration":-1}"#,
+            400,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/api/v1/recommendations/click",
+            r#"{"post_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","source":"for_you","position":"3","completed":false}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/recommendations/click",
+            r#"{"post_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","source":"for_you","position":-1,"completed":false}"#,
+            400,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/api/v1/recommendations/click",
+            r#"{"post_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","source":"","position":0,"completed":false}"#,
+            400,
+            "invalid_field",
+        ),
+        (
+            Method::GET,
+            "/api/v1/feed/discovery?limit=0",
+            "",
+            400,
+            "invalid_pagination",
+        ),
+        (
+            Method::GET,
+            "/api/v1/feed/discovery?offset=x",
+            "",
+            400,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            "/api/v1/feed/timeline?cursor=%00%01",
+            "",
+            400,
+            "invalid_pagination",
+        ),
+        (
+            Method::GET,
+            "/api/v1/posts/not-a-uuid/download",
+            "",
+            400,
+            "invalid_id",
+        ),
+    ];
+    for (method, path, body, status, code) in plugin_cases {
+        let body = (!body.is_empty()).then_some(body);
+        cases.push(case(method, path, body, status, code));
+    }
     cases.push(Case {
         content_type: "text/plain",
         ..case(
@@ -569,6 +690,8 @@ async fn malformed_requests_get_a_4xx_json_error_and_publish_nothing() {
         "/api/v1/feed/timeline",
         "/api/v1/feed/post",
         "/api/v1/social/like",
+        "/api/v1/feed/like",
+        "/api/v1/feed/discovery",
     ] {
         let method = if path.ends_with("post") || path.ends_with("like") {
             Method::POST

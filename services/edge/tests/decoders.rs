@@ -7,7 +7,10 @@ use serde::de::DeserializeOwned;
 use sidechain_edge::http::auth::{LoginRequest, RegisterRequest};
 use sidechain_edge::http::extract::Validate;
 use sidechain_edge::http::posts::{CommentRequest, CreatePostRequest, PlayRequest};
-use sidechain_edge::http::social::{FollowRequest, LikeRequest, UnlikeRequest};
+use sidechain_edge::http::social::{
+    FollowRequest, LikeRequest, ListenRequest, ReactRequest, RecommendationClickRequest,
+    SocialPlayRequest, UnlikeRequest,
+};
 use sidechain_edge::http::users::{ProfileUpdateRequest, UsernameChangeRequest};
 
 fn decode<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Option<T> {
@@ -37,6 +40,22 @@ fn decode_all(bytes: &[u8]) {
         {
             assert!(url.is_empty() || url.starts_with("http"), "{url}");
         }
+    }
+    let _ = decode::<SocialPlayRequest>(bytes);
+    if let Some(react) = decode::<ReactRequest>(bytes) {
+        assert!(!react.emoji.trim().is_empty() && react.emoji.trim().chars().count() <= 16);
+    }
+    if let Some(listen) = decode::<ListenRequest>(bytes) {
+        assert!((0.0..=86_400.0).contains(&listen.duration));
+    }
+    if let Some(click) = decode::<RecommendationClickRequest>(bytes) {
+        assert!((0..=10_000).contains(&click.position));
+        assert!((1..=32).contains(&click.source.trim().chars().count()));
+        assert!(
+            click
+                .play_duration
+                .is_none_or(|d| (0.0..=86_400.0).contains(&d))
+        );
     }
     if let Some(post) = decode::<CreatePostRequest>(bytes) {
         assert!(post.bpm > 0.0 && post.bpm <= 400.0);
@@ -72,6 +91,11 @@ fn jsonish() -> impl Strategy<Value = String> {
         "avatar_url",
         "profile_picture_url",
         "token",
+        "post_id",
+        "source",
+        "position",
+        "play_duration",
+        "filename",
     ]);
     let value = prop_oneof![
         Just("null".to_owned()),

@@ -201,6 +201,16 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
         Payload::Play(play) if play.completed => vec![feedback(feedback_type::LIKE, &play.post_id)],
         Payload::Play(play) => vec![feedback(feedback_type::VIEW, &play.post_id)],
         Payload::View(view) => vec![feedback(feedback_type::VIEW, &view.post_id)],
+        // A loop heard (almost) to the end is liked, as a completed play is; a shorter listen
+        // is read-type feedback.
+        Payload::Listen(listen) if listen.completed => {
+            vec![feedback(feedback_type::LIKE, &listen.post_id)]
+        }
+        Payload::Listen(listen) => vec![feedback(feedback_type::VIEW, &listen.post_id)],
+        // Opening a recommended post says it was worth a look, not that it was liked.
+        Payload::RecommendationClick(click) => {
+            vec![feedback(feedback_type::VIEW, &click.post_id)]
+        }
         Payload::Download(download) => vec![feedback(feedback_type::DOWNLOAD, &download.post_id)],
         Payload::Comment(comment) => vec![feedback(feedback_type::COMMENT, &comment.post_id)],
         Payload::Repost(repost) => vec![feedback(feedback_type::REPOST, &repost.post_id)],
@@ -244,7 +254,7 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
 mod tests {
     use super::*;
     use prost::Message as _;
-    use sidechain_events::events::{Like, Logout, Play};
+    use sidechain_events::events::{Like, Listen, Logout, Play, PostCreated, RecommendationClick};
     use sidechain_events::{EventId, NewEvent, UserId, decode_event};
 
     fn decoded(payload: Payload) -> DecodedEvent {
@@ -276,6 +286,34 @@ mod tests {
             single_feedback(&operations(&decoded(play(false)))).feedback_type,
             "view"
         );
+    }
+
+    #[test]
+    fn a_completed_listen_is_a_like_a_short_one_and_a_click_are_views() {
+        let listen = |completed| {
+            Payload::Listen(Listen {
+                post_id: "p".into(),
+                duration_seconds: 12.0,
+                completed,
+            })
+        };
+        let click = Payload::RecommendationClick(RecommendationClick {
+            post_id: "p".into(),
+            source: "for_you".into(),
+            position: 3,
+            completed: true,
+            play_duration_seconds: 0.0,
+        });
+        for (payload, expected) in [
+            (listen(true), "like"),
+            (listen(false), "view"),
+            (click, "view"),
+        ] {
+            let ops = operations(&decoded(payload));
+            let feedback = single_feedback(&ops);
+            assert_eq!(feedback.feedback_type, expected);
+            assert_eq!(feedback.item_id, "p");
+        }
     }
 
     #[test]

@@ -206,6 +206,7 @@ fn item_of(post: Post) -> Item {
         genres: post.genres,
         duration_seconds: post.duration_seconds,
         daw: post.daw,
+        filename: post.filename,
     };
     post_item(&created, timestamp)
 }

@@ -25,11 +25,13 @@ pub enum EventKind {
     SessionsEnded,
     ProfileUpdated,
     UsernameChanged,
+    Listen,
+    RecommendationClick,
 }
 
 impl EventKind {
     /// Every kind, in schema order.
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::UserRegistered,
         EventKind::PostCreated,
         EventKind::PostDeleted,
@@ -47,6 +49,8 @@ impl EventKind {
         EventKind::SessionsEnded,
         EventKind::ProfileUpdated,
         EventKind::UsernameChanged,
+        EventKind::Listen,
+        EventKind::RecommendationClick,
     ];
 
     /// The snake_case name, as used in subjects and metric labels.
@@ -69,6 +73,8 @@ impl EventKind {
             EventKind::SessionsEnded => "sessions_ended",
             EventKind::ProfileUpdated => "profile_updated",
             EventKind::UsernameChanged => "username_changed",
+            EventKind::Listen => "listen",
+            EventKind::RecommendationClick => "recommendation_click",
         }
     }
 
@@ -92,6 +98,8 @@ impl EventKind {
             Payload::SessionsEnded(_) => EventKind::SessionsEnded,
             Payload::ProfileUpdated(_) => EventKind::ProfileUpdated,
             Payload::UsernameChanged(_) => EventKind::UsernameChanged,
+            Payload::Listen(_) => EventKind::Listen,
+            Payload::RecommendationClick(_) => EventKind::RecommendationClick,
         }
     }
 

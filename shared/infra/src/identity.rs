@@ -218,7 +218,8 @@ impl Identity {
             // scripts on its own keys; nothing that spans the keyspace (KEYS, FLUSHDB, …).
             Identity::Cache => format!(
                 "{REDIS_CONNECT} +@read +@write +@transaction {REDIS_SCRIPTS} -@dangerous \
-                 ~post:* ~post_likes:* ~post_reposts:* ~post_comments:* ~post_comment_data:* \
+                 ~post:* ~post_likes:* ~post_reposts:* ~post_reactions:* ~post_reaction_counts:* \
+                 ~post_comments:* ~post_comment_data:* \
                  ~comment:* ~user_posts:* ~following:* ~followers:* ~timeline:* ~recent \
                  ~big_authors ~readmodel:* ~page:* ~jwt_cache:* ~revoked:* ~session_epoch:* \
                  ~profile:* ~followers_by_time:* ~following_by_time:*"

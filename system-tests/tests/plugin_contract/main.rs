@@ -9,4 +9,5 @@
 mod shape;
 
 mod auth;
+mod feed;
 mod users;

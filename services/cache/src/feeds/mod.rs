@@ -10,6 +10,7 @@
 //! | for-you | Gorse recommendations; trending while Gorse is unhealthy or fails | gorse / trending |
 //! | unified | following, Gorse, trending, recent mixed 50/25/15/10 %, without the viewer's own posts | each item's own |
 
+pub mod cursor;
 pub mod page_cache;
 pub mod ranking;
 mod scope;
@@ -18,6 +19,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message as _;
 use redis::AsyncCommands as _;
 use sidechain_events::rpc::{
     self, CacheInvalidation, ErrorCode, FeedItem, FeedKind, FeedPage, FeedReply, FeedRequest,
@@ -31,6 +33,7 @@ use crate::config::{CacheConfig, ModelConfig};
 use crate::keys;
 use crate::metrics::CacheMetrics;
 use crate::store::Store;
+use cursor::Cursor;
 use page_cache::{PageCache, PageError};
 pub use scope::{Feed, Scope, ScopeParseError};
 
@@ -38,6 +41,12 @@ pub use scope::{Feed, Scope, ScopeParseError};
 const MAX_LIMIT: u32 = 100;
 /// Deepest offset (as the edge enforces).
 const MAX_OFFSET: u32 = 10_000;
+/// Posts a snapshot of a ranked feed holds (deeper pages take a larger one).
+const SNAPSHOT_SIZE: usize = 200;
+/// How long a reader may page through one snapshot; reading page one takes a new one.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(15 * 60);
+/// Entries read beyond a cursor page, standing in for posts deleted but not yet applied.
+const CURSOR_SPARE: usize = 5;
 /// Posts kept in the trending ranking.
 const TRENDING_SIZE: usize = 500;
 
@@ -150,13 +159,35 @@ impl Feeds {
             (FeedKind::Unspecified, _) => return invalid("unknown feed"),
             _ => return invalid("this feed needs a signed-in viewer"),
         };
+        let time_ordered = matches!(scope, Scope::Timeline(_) | Scope::User(_));
+        let cursor = match (request.cursor.as_str(), time_ordered) {
+            ("", _) => None,
+            (text, true) => match Cursor::parse(text) {
+                Some(cursor) => Some(cursor),
+                None => return invalid("cursor is not one this service handed out"),
+            },
+            (_, false) => {
+                return invalid("only the timeline and user feeds take a cursor");
+            }
+        };
         let (limit, offset) = (request.limit, request.offset);
-        let skeleton = self
-            .pages
-            .get_or_build(&scope, limit, offset, ttl, || {
-                self.build(scope, limit, offset)
-            })
-            .await;
+        // A cursor page is read fresh: it is the page a reader asks for once, after its own
+        // previous page, so caching it would only hold memory.
+        let skeleton = match cursor {
+            Some(cursor) => self.build_after(scope, cursor, limit).await.map(Arc::new),
+            // Later pages of a ranked feed come from the order its first page was served in
+            // (one Redis read; not page-cached, so a new snapshot shows at once).
+            None if snapshotted(scope) && offset > 0 => {
+                self.snapshot_page(scope, limit, offset).await.map(Arc::new)
+            }
+            None => {
+                self.pages
+                    .get_or_build(&scope, limit, offset, ttl, || {
+                        self.build(scope, limit, offset)
+                    })
+                    .await
+            }
+        };
         let skeleton = match skeleton {
             Ok(skeleton) => skeleton,
             Err(err) => {
@@ -164,13 +195,37 @@ impl Feeds {
                 return unavailable();
             }
         };
-        match self.render(&skeleton, viewer).await {
-            Ok(items) => FeedReply {
-                result: Some(rpc::feed_reply::Result::Page(FeedPage {
-                    items,
-                    has_more: skeleton.has_more,
-                })),
-            },
+        let total = async {
+            match scope {
+                Scope::User(user) => self.total(&keys::user_posts(user)).await,
+                _ => Ok(0),
+            }
+        };
+        match tokio::try_join!(self.render(&skeleton, viewer), total) {
+            Ok((items, total)) => {
+                let next_cursor = match (time_ordered && skeleton.has_more, items.last()) {
+                    (true, Some(last)) => last
+                        .post
+                        .as_ref()
+                        .and_then(|p| {
+                            Some(Cursor {
+                                at_ms: p.created_at_ms,
+                                post: p.id.parse().ok()?,
+                            })
+                        })
+                        .map(|c| c.encode())
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                FeedReply {
+                    result: Some(rpc::feed_reply::Result::Page(FeedPage {
+                        items,
+                        has_more: skeleton.has_more,
+                        next_cursor,
+                        total,
+                    })),
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot hydrate a feed page");
                 unavailable()
@@ -190,7 +245,10 @@ impl Feeds {
             .iter()
             .filter_map(|p| p.parse().ok())
             .collect();
-        let hydrated = self.store.hydrate(&ids).await?;
+        let (hydrated, views) = tokio::try_join!(
+            self.store.hydrate(&ids),
+            self.store.viewer_views(&ids, viewer)
+        )?;
         let following = match viewer {
             Some(viewer) => self.store.following(viewer).await?,
             None => Arc::new(HashSet::new()),
@@ -199,8 +257,9 @@ impl Feeds {
         let profiles = self.store.profiles(&authors).await?;
         Ok(hydrated
             .into_iter()
+            .zip(views)
             .zip(skeleton.sources.iter())
-            .filter_map(|(post, source)| {
+            .filter_map(|((post, view), source)| {
                 let post = post?;
                 let author = post.author;
                 let profile = author.and_then(|a| profiles.get(&a));
@@ -216,13 +275,19 @@ impl Feeds {
                     is_following: author.is_some_and(|a| following.contains(&a)),
                     is_own_post: author.is_some() && author == viewer,
                     author_avatar_url: profile.map(|p| p.avatar_url.clone()).unwrap_or_default(),
+                    is_liked: view.is_liked,
+                    is_reposted: view.is_reposted,
+                    // Saving is not built: nobody has saved anything.
+                    is_saved: false,
+                    reaction_counts: view.reaction_counts,
                 })
             })
             .collect())
     }
 
     /// Builds the skeleton of one page: the `offset..offset+limit` slice of the feed's
-    /// candidates, keeping only posts that exist.
+    /// candidates, keeping only posts that exist. For snapshotted feeds this is the first
+    /// page, which takes a new snapshot.
     async fn build(
         &self,
         scope: Scope,
@@ -230,6 +295,20 @@ impl Feeds {
         offset: u32,
     ) -> Result<PageSkeleton, PageError> {
         let need = (offset + limit + 1) as usize;
+        let live = if snapshotted(scope) {
+            self.take_snapshot(scope, need.max(SNAPSHOT_SIZE)).await?
+        } else {
+            self.live(scope, need).await?
+        };
+        Ok(slice(&live, limit, offset))
+    }
+
+    /// The first `need` candidates of a feed that still exist, in feed order.
+    async fn live(
+        &self,
+        scope: Scope,
+        need: usize,
+    ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
         let candidates: Vec<(PostId, ItemSource)> = match scope {
             Scope::Timeline(viewer) => self.timeline(viewer, need).await?,
             Scope::User(user) => tag(
@@ -242,22 +321,158 @@ impl Feeds {
         };
         let ids: Vec<PostId> = candidates.iter().map(|(id, _)| *id).collect();
         let hydrated = self.store.hydrate(&ids).await.map_err(redis_error)?;
-        let live: Vec<(PostId, ItemSource)> = candidates
+        Ok(candidates
             .into_iter()
             .zip(hydrated)
             .filter_map(|(candidate, post)| post.map(|_| candidate))
-            .collect();
-        let has_more = live.len() > (offset + limit) as usize;
-        let page: Vec<_> = live
+            .collect())
+    }
+
+    /// Ranks the feed afresh and keeps the order for the reader's next pages.
+    async fn take_snapshot(
+        &self,
+        scope: Scope,
+        need: usize,
+    ) -> Result<Vec<(PostId, ItemSource)>, PageError> {
+        let live = self.live(scope, need).await?;
+        let record = PageSkeleton {
+            post_ids: live.iter().map(|(id, _)| id.to_string()).collect(),
+            sources: live.iter().map(|(_, source)| *source as i32).collect(),
+            // Whether the feed may hold more than the snapshot.
+            has_more: live.len() >= need,
+        };
+        let mut conn = self.store.redis();
+        let _: () = conn
+            .set_ex(
+                keys::snapshot(&scope),
+                record.encode_to_vec(),
+                SNAPSHOT_TTL.as_secs(),
+            )
+            .await
+            .map_err(redis_error)?;
+        Ok(live)
+    }
+
+    /// A later page of a snapshotted feed: a slice of the order its first page was served in,
+    /// so posts arriving meanwhile neither repeat items nor push them out of reach. Without a
+    /// snapshot (expired, or a first read past page one), or past its end when the feed held
+    /// more, a new one is taken.
+    async fn snapshot_page(
+        &self,
+        scope: Scope,
+        limit: u32,
+        offset: u32,
+    ) -> Result<PageSkeleton, PageError> {
+        let need = (offset + limit + 1) as usize;
+        let mut conn = self.store.redis();
+        let stored: Option<Vec<u8>> = conn
+            .get(keys::snapshot(&scope))
+            .await
+            .map_err(redis_error)?;
+        let snapshot = stored.and_then(|bytes| PageSkeleton::decode(bytes.as_slice()).ok());
+        let live = match snapshot {
+            Some(record) if record.post_ids.len() >= need || !record.has_more => record
+                .post_ids
+                .iter()
+                .zip(record.sources.iter())
+                .filter_map(|(id, source)| {
+                    let source = ItemSource::try_from(*source).unwrap_or(ItemSource::Recent);
+                    Some((id.parse().ok()?, source))
+                })
+                .collect(),
+            _ => self.take_snapshot(scope, need.max(SNAPSHOT_SIZE)).await?,
+        };
+        Ok(slice(&live, limit, offset))
+    }
+
+    async fn total(&self, key: &str) -> redis::RedisResult<u64> {
+        let mut conn = self.store.redis();
+        conn.zcard(key).await
+    }
+
+    /// The skeleton of the `limit` items right after `cursor` in a time-ordered feed.
+    async fn build_after(
+        &self,
+        scope: Scope,
+        cursor: Cursor,
+        limit: u32,
+    ) -> Result<PageSkeleton, PageError> {
+        let (sets, source) = match scope {
+            Scope::User(user) => (vec![keys::user_posts(user)], ItemSource::Recent),
+            Scope::Timeline(viewer) => {
+                let mut conn = self.store.redis();
+                let big: Vec<String> = conn
+                    .sinter(&[keys::following(viewer), keys::BIG_AUTHORS.to_owned()])
+                    .await
+                    .map_err(redis_error)?;
+                let mut sets = vec![keys::timeline(viewer)];
+                sets.extend(
+                    big.iter()
+                        .filter_map(|a| a.parse::<UserId>().ok())
+                        .map(keys::user_posts),
+                );
+                (sets, ItemSource::Following)
+            }
+            _ => return Err(PageError::Unavailable("not a time-ordered feed".into())),
+        };
+        // Deleted posts leave the sorted sets when applied; a few spare entries cover the ones
+        // deleted a moment ago.
+        let need = limit as usize + 1 + CURSOR_SPARE;
+        let entries = self.entries_after(&sets, cursor, need).await?;
+        let hydrated = self.store.hydrate(&entries).await.map_err(redis_error)?;
+        let live: Vec<PostId> = entries
             .into_iter()
-            .skip(offset as usize)
-            .take(limit as usize)
+            .zip(hydrated)
+            .filter_map(|(id, post)| post.map(|_| id))
             .collect();
+        let has_more = live.len() > limit as usize;
+        let page: Vec<PostId> = live.into_iter().take(limit as usize).collect();
         Ok(PageSkeleton {
-            post_ids: page.iter().map(|(id, _)| id.to_string()).collect(),
-            sources: page.iter().map(|(_, source)| *source as i32).collect(),
+            sources: vec![source as i32; page.len()],
+            post_ids: page.iter().map(|id| id.to_string()).collect(),
             has_more,
         })
+    }
+
+    /// The first `n` entries of the union of `sets` strictly after `cursor`, in feed order.
+    async fn entries_after(
+        &self,
+        sets: &[String],
+        cursor: Cursor,
+        n: usize,
+    ) -> Result<Vec<PostId>, PageError> {
+        let mut pipe = redis::pipe();
+        for set in sets {
+            // Same millisecond as the cursor (rare, few), then strictly older.
+            pipe.cmd("ZREVRANGEBYSCORE")
+                .arg(set)
+                .arg(cursor.at_ms)
+                .arg(cursor.at_ms)
+                .arg("WITHSCORES");
+            pipe.cmd("ZREVRANGEBYSCORE")
+                .arg(set)
+                .arg(format!("({}", cursor.at_ms))
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(n);
+        }
+        let mut conn = self.store.redis();
+        let lists: Vec<Vec<(String, f64)>> =
+            pipe.query_async(&mut conn).await.map_err(redis_error)?;
+        let mut entries: Vec<(String, f64)> = lists
+            .into_iter()
+            .flatten()
+            .filter(|(member, score)| cursor.is_before(member, *score))
+            .collect();
+        entries.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        Ok(entries
+            .into_iter()
+            .filter_map(|(id, _)| id.parse().ok())
+            .take(n)
+            .collect())
     }
 
     async fn newest(&self, key: &str, n: usize) -> Result<Vec<PostId>, PageError> {
@@ -434,6 +649,25 @@ impl Feeds {
             (label, weight, ids)
         });
         Ok(ranking::mix(lists.into(), |id| own.contains(id), need))
+    }
+}
+
+/// Feeds ranked per viewer whose order is kept between pages ([`Feeds::snapshot_page`]).
+fn snapshotted(scope: Scope) -> bool {
+    matches!(scope, Scope::Unified(_) | Scope::ForYou(_))
+}
+
+/// The `offset..offset+limit` page of `live`.
+fn slice(live: &[(PostId, ItemSource)], limit: u32, offset: u32) -> PageSkeleton {
+    let page: Vec<_> = live
+        .iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
+    PageSkeleton {
+        post_ids: page.iter().map(|(id, _)| id.to_string()).collect(),
+        sources: page.iter().map(|(_, source)| *source as i32).collect(),
+        has_more: live.len() > (offset + limit) as usize,
     }
 }
 

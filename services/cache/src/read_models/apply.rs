@@ -34,6 +34,8 @@ pub struct Scripts {
     pub fanout: redis::Script,
     /// Timeline backfill on follow / cleanup on unfollow.
     pub backfill: redis::Script,
+    /// A user's reaction (the emoji of a like).
+    pub reaction: redis::Script,
 }
 
 impl Scripts {
@@ -45,17 +47,19 @@ impl Scripts {
             comment: redis::Script::new(include_str!("lua/comment.lua")),
             fanout: redis::Script::new(include_str!("lua/fanout.lua")),
             backfill: redis::Script::new(include_str!("lua/backfill.lua")),
+            reaction: redis::Script::new(include_str!("lua/reaction.lua")),
         }
     }
 
     /// All of them, for loading.
-    pub fn all(&self) -> [&redis::Script; 5] {
+    pub fn all(&self) -> [&redis::Script; 6] {
         [
             &self.relation,
             &self.count,
             &self.comment,
             &self.fanout,
             &self.backfill,
+            &self.reaction,
         ]
     }
 }
@@ -107,6 +111,7 @@ pub fn apply(
                 duration_seconds: created.duration_seconds,
                 daw: created.daw.clone(),
                 created_at_ms: at,
+                filename: created.filename.clone(),
             };
             let post_key = keys::post(post_id);
             pipe.hset(&post_key, "data", post.encode_to_vec()).ignore();
@@ -138,24 +143,33 @@ pub fn apply(
             invalidate(pipe, Scope::Trending, effects);
             effects.posts.insert(post_id.to_string());
         }
-        Payload::Like(like) => relation(
-            pipe,
-            scripts,
-            &like.post_id,
-            actor,
-            "add",
-            Relation::Like,
-            effects,
-        ),
-        Payload::Unlike(unlike) => relation(
-            pipe,
-            scripts,
-            &unlike.post_id,
-            actor,
-            "remove",
-            Relation::Like,
-            effects,
-        ),
+        Payload::Like(like) => {
+            relation(
+                pipe,
+                scripts,
+                &like.post_id,
+                actor,
+                "add",
+                Relation::Like,
+                effects,
+            );
+            // A plain like keeps an earlier reaction; a like with an emoji sets it.
+            if !like.emoji.is_empty() {
+                reaction(pipe, scripts, &like.post_id, actor, Some(&like.emoji));
+            }
+        }
+        Payload::Unlike(unlike) => {
+            relation(
+                pipe,
+                scripts,
+                &unlike.post_id,
+                actor,
+                "remove",
+                Relation::Like,
+                effects,
+            );
+            reaction(pipe, scripts, &unlike.post_id, actor, None);
+        }
         Payload::Repost(repost) => relation(
             pipe,
             scripts,
@@ -307,6 +321,9 @@ pub fn apply(
             pipe.hset(keys::profile(actor), "username", &changed.new_username)
                 .ignore();
         }
+        // Listens and recommendation clicks only feed Gorse (a listen's play was counted by its
+        // own `play` event).
+        Payload::Listen(_) | Payload::RecommendationClick(_) => {}
     }
 }
 
@@ -411,6 +428,29 @@ fn relation(
     )
     .ignore();
     effects.posts.insert(post.to_string());
+}
+
+/// Sets (`Some(emoji)`) or clears (`None`) the user's reaction to a post.
+fn reaction(
+    pipe: &mut Pipeline,
+    scripts: &Scripts,
+    post_id: &str,
+    user: UserId,
+    emoji: Option<&str>,
+) {
+    let Some(post) = parse::<PostId>(post_id) else {
+        return;
+    };
+    let mut invocation = scripts.reaction.key(keys::post(post));
+    invocation
+        .key(keys::post_reactions(post))
+        .key(keys::post_reaction_counts(post))
+        .arg(user.to_string());
+    match emoji {
+        Some(emoji) => invocation.arg("set").arg(emoji),
+        None => invocation.arg("clear"),
+    };
+    pipe.invoke_script(&invocation).ignore();
 }
 
 fn count(

@@ -193,11 +193,18 @@ impl World {
             target_user_id: target.map(|t| t.to_string()).unwrap_or_default(),
             limit,
             offset,
+            cursor: String::new(),
         };
+        self.feed_request(&request).await
+    }
+
+    /// Any feed request; panics on an error reply.
+    pub async fn feed_request(&self, request: &FeedRequest) -> FeedPage {
+        let kind = FeedKind::try_from(request.kind).expect("kind");
         let reply: FeedReply = nats::request(
             &self.client,
             &subjects::feed_subject(kind),
-            &request,
+            request,
             Duration::from_secs(5),
         )
         .await

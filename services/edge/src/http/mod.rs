@@ -65,7 +65,11 @@ pub fn router(
         .route("/api/v1/posts/{id}", axum::routing::delete(posts::delete))
         .route("/api/v1/posts/{id}/play", post(posts::play))
         .route("/api/v1/posts/{id}/view", post(posts::view))
-        .route("/api/v1/posts/{id}/download", post(posts::download))
+        // GET too: JUCE sends the plugin's bodiless POST as a GET.
+        .route(
+            "/api/v1/posts/{id}/download",
+            post(posts::download).get(posts::download_as_get),
+        )
         .route(
             "/api/v1/posts/{id}/repost",
             post(posts::repost).delete(posts::unrepost),
@@ -77,6 +81,18 @@ pub fn router(
         .route(
             "/api/v1/social/like",
             post(social::like).delete(social::unlike),
+        )
+        .route("/api/v1/feed/like", post(social::feed_like))
+        .route("/api/v1/feed/unlike", post(social::feed_unlike))
+        .route("/api/v1/social/react", post(social::react))
+        .route("/api/v1/social/play", post(social::play))
+        .route(
+            "/api/v1/social/listen-duration",
+            post(social::listen_duration),
+        )
+        .route(
+            "/api/v1/recommendations/click",
+            post(social::recommendation_click),
         )
         .route("/api/v1/social/follow", post(social::follow))
         .route("/api/v1/social/unfollow", post(social::unfollow))
@@ -100,7 +116,8 @@ pub fn router(
         .route("/api/v1/feed/timeline", get(feeds::timeline))
         .route("/api/v1/feed/unified", get(feeds::unified))
         .route("/api/v1/feed/trending", get(feeds::trending))
-        .route("/api/v1/recommendations/for-you", get(feeds::for_you));
+        .route("/api/v1/recommendations/for-you", get(feeds::for_you))
+        .route("/api/v1/feed/discovery", get(feeds::discovery));
 
     let unlimited = Router::new()
         .route("/health", get(health::health))

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sidechain_events::events::{
     Comment, Download, Play, PostCreated, PostDeleted, Repost, Unrepost, View, event::Payload,
 };
+use sidechain_events::rpc::{CommentItem, FeedItem, ItemSource, Post};
 use sidechain_events::{CommentId, EventKind, PostId};
 use utoipa::ToSchema;
 
@@ -16,7 +17,10 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, PageQuery, Validate};
 use super::lookup::existing_post;
 use super::validate;
-use super::views::{ActionResponse, CommentView, CommentsResponse, PageMeta, PostView};
+use super::views::{
+    ActionResponse, CommentView, CommentsResponse, DownloadMetadata, DownloadResponse, PageMeta,
+    PostView, bpm_of, filename_of,
+};
 use crate::events::IdempotencyKey;
 use crate::state::AppState;
 
@@ -47,6 +51,10 @@ pub struct CreatePostRequest {
     /// The DAW it came from (at most 64 characters).
     #[schema(max_length = 64)]
     pub daw: Option<String>,
+    /// The loop's file name (at most 255 characters, no path): the name a DAW shows when the
+    /// loop is dropped in. Without it one is made up from the author, id and tempo.
+    #[schema(max_length = 255)]
+    pub filename: Option<String>,
 }
 
 impl Validate for CreatePostRequest {
@@ -72,6 +80,16 @@ impl Validate for CreatePostRequest {
         validate::range("duration_seconds", self.duration_seconds, 0.0, 3600.0, true)?;
         if let Some(daw) = &self.daw {
             validate::length("daw", daw, 0, 64)?;
+        }
+        if let Some(filename) = &self.filename {
+            validate::length("filename", filename, 0, 255)?;
+            validate::plain_text("filename", filename)?;
+            if filename.contains(['/', '\\']) {
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    "filename must be a file name, not a path",
+                ));
+            }
         }
         Ok(())
     }
@@ -124,34 +142,33 @@ pub async fn create(
         genres,
         duration_seconds: body.duration_seconds,
         daw: body.daw.unwrap_or_default().trim().to_owned(),
+        filename: body.filename.unwrap_or_default().trim().to_owned(),
     };
     state
         .record(&user.session, &key, Payload::PostCreated(created.clone()))
         .await?;
     state.cache.remember_post(post_id, Some(author)).await;
-    let view = PostView {
-        id: created.post_id,
-        user_id: author.to_string(),
-        username: user.session.username.clone(),
-        user_avatar_url: super::users::avatar_of(&state, author).await,
-        title: created.title,
-        audio_url: created.audio_url,
-        waveform_url: Some(created.waveform_url).filter(|u| !u.is_empty()),
-        bpm: created.bpm,
-        key: created.key,
-        genre: created.genres.first().cloned(),
-        genres: created.genres,
-        duration_seconds: created.duration_seconds,
-        daw: Some(created.daw).filter(|d| !d.is_empty()),
-        like_count: 0,
-        play_count: 0,
-        comment_count: 0,
-        repost_count: 0,
-        time: chrono::Utc::now(),
-        is_following: false,
+    let view = PostView::from(FeedItem {
+        post: Some(Post {
+            id: created.post_id,
+            user_id: author.to_string(),
+            username: user.session.username.clone(),
+            title: created.title,
+            audio_url: created.audio_url,
+            waveform_url: created.waveform_url,
+            bpm: created.bpm,
+            key: created.key,
+            genres: created.genres,
+            duration_seconds: created.duration_seconds,
+            daw: created.daw,
+            created_at_ms: sidechain_events::now_ms(),
+            filename: created.filename,
+        }),
+        source: ItemSource::Recent as i32,
+        author_avatar_url: super::users::avatar_of(&state, author).await,
         is_own_post: true,
-        source: "recent",
-    };
+        ..FeedItem::default()
+    });
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -280,19 +297,59 @@ pub async fn view(
     touch(&state, &user, &key, post_id, Touch::View).await
 }
 
-/// Records a download of the loop.
+/// Records a download of the loop and says where to fetch it. The plugin's bodiless POST
+/// reaches the server as a GET (JUCE sends a request without a body as GET), so GET does the
+/// same.
 #[utoipa::path(post, path = "/api/v1/posts/{id}/download", tag = "interactions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Post id (UUID)")),
-    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = ActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    params(("id" = String, Path, description = "Post id (UUID)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, body = DownloadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn download(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     key: IdempotencyKey,
     ApiPath(post_id): ApiPath<PostId>,
-) -> Result<Json<ActionResponse>, ApiError> {
-    touch(&state, &user, &key, post_id, Touch::Download).await
+) -> Result<Json<DownloadResponse>, ApiError> {
+    let detail = state
+        .cache
+        .post_detail(post_id, None)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("post {post_id} does not exist")))?;
+    let recorded = state
+        .record(&user.session, &key, Touch::Download.payload(post_id))
+        .await?;
+    let post = detail.post;
+    Ok(Json(DownloadResponse {
+        action: ActionResponse::new(recorded, post_id),
+        filename: filename_of(&post),
+        // The count read before this download was applied, plus this one.
+        download_count: detail.counts.downloads + 1,
+        metadata: DownloadMetadata {
+            bpm: bpm_of(post.bpm),
+            key: post.key,
+            duration: post.duration_seconds,
+            genre: post.genres.first().cloned(),
+            daw: Some(post.daw).filter(|d| !d.is_empty()),
+        },
+        download_url: post.audio_url,
+    }))
+}
+
+/// The plugin's download as it arrives: `GET` (see [`download`]).
+#[utoipa::path(get, path = "/api/v1/posts/{id}/download", tag = "interactions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Post id (UUID)")),
+    responses((status = 200, body = DownloadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn download_as_get(
+    state: State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    path: ApiPath<PostId>,
+) -> Result<Json<DownloadResponse>, ApiError> {
+    download(state, user, key, path).await
 }
 
 /// Reposts the post to the caller's followers.
@@ -380,19 +437,17 @@ pub async fn comment(
         parent_id: body.parent_id.map(|p| p.to_string()).unwrap_or_default(),
     });
     state.record(&user.session, &key, payload).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CommentView {
-            id: comment_id.to_string(),
-            post_id: post_id.to_string(),
-            user_id: actor.to_string(),
-            username: user.session.username.clone(),
-            user_avatar_url: super::users::avatar_of(&state, actor).await,
-            content,
-            parent_id: body.parent_id.map(|p| p.to_string()),
-            time: chrono::Utc::now(),
-        }),
-    ))
+    let item = CommentItem {
+        id: comment_id.to_string(),
+        post_id: post_id.to_string(),
+        user_id: actor.to_string(),
+        username: user.session.username.clone(),
+        content,
+        parent_id: body.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+        created_at_ms: sidechain_events::now_ms(),
+        user_avatar_url: super::users::avatar_of(&state, actor).await,
+    };
+    Ok((StatusCode::CREATED, Json(CommentView::seen_by(item, actor))))
 }
 
 /// A page of a post's comments, oldest first.
@@ -403,21 +458,29 @@ pub async fn comment(
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn comments(
     State(state): State<Arc<AppState>>,
-    _user: AuthUser,
+    user: AuthUser,
     ApiPath(post_id): ApiPath<PostId>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<CommentsResponse>, ApiError> {
     let page = query.page()?;
     existing_post(&state, post_id).await?;
     let reply = state.cache.comments(post_id, page).await?;
-    let comments: Vec<CommentView> = reply.comments.into_iter().map(CommentView::from).collect();
+    let viewer = user.session.user_id;
+    let comments: Vec<CommentView> = reply
+        .comments
+        .into_iter()
+        .map(|c| CommentView::seen_by(c, viewer))
+        .collect();
     Ok(Json(CommentsResponse {
         meta: PageMeta {
             limit: page.limit,
             offset: page.offset,
             count: comments.len(),
             has_more: reply.has_more,
+            next_cursor: None,
         },
+        total_count: reply.total_count,
+        has_more: reply.has_more,
         comments,
     }))
 }

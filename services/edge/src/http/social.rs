@@ -1,11 +1,15 @@
-//! Likes and follows: `/api/v1/social/*` (the plugin's routes) and `/api/v1/users/{id}/follow`.
+//! Likes, reactions, plays, listens, recommendation clicks and follows: `/api/v1/social/*`,
+//! `/api/v1/feed/like` / `unlike` and `/api/v1/recommendations/click` (the plugin's routes), and
+//! `/api/v1/users/{id}/follow`.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use sidechain_events::events::{Follow, Like, Unfollow, Unlike, event::Payload};
+use sidechain_events::events::{
+    Follow, Like, Listen, Play, RecommendationClick, Unfollow, Unlike, event::Payload,
+};
 use sidechain_events::{PostId, UserId};
 use utoipa::ToSchema;
 
@@ -13,7 +17,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, AuthUser, Validate};
 use super::lookup::{existing_post, existing_user};
 use super::validate;
-use super::views::ActionResponse;
+use super::views::{ActionResponse, LikeResponse};
 use crate::events::IdempotencyKey;
 use crate::state::AppState;
 
@@ -65,12 +69,13 @@ impl Validate for FollowRequest {
     }
 }
 
-/// Likes a post.
+/// Likes a post (with an optional reaction emoji). Liking twice is one like; a second emoji
+/// replaces the first.
 #[utoipa::path(post, path = "/api/v1/social/like", tag = "interactions",
     security(("bearer" = [])),
     request_body = LikeRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
-    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = LikeResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn like(
@@ -78,15 +83,79 @@ pub async fn like(
     user: AuthUser,
     key: IdempotencyKey,
     ApiJson(body): ApiJson<LikeRequest>,
-) -> Result<Json<ActionResponse>, ApiError> {
-    let post_id = body.activity_id;
-    existing_post(&state, post_id).await?;
+) -> Result<Json<LikeResponse>, ApiError> {
+    record_like(&state, &user, &key, body.activity_id, body.emoji).await
+}
+
+/// The plugin's like (`FeedClient.cpp`): the same as `POST /api/v1/social/like`.
+#[utoipa::path(post, path = "/api/v1/feed/like", tag = "interactions",
+    security(("bearer" = [])),
+    request_body = LikeRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = LikeResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn feed_like(
+    state: State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    body: ApiJson<LikeRequest>,
+) -> Result<Json<LikeResponse>, ApiError> {
+    like(state, user, key, body).await
+}
+
+async fn record_like(
+    state: &AppState,
+    user: &AuthUser,
+    key: &IdempotencyKey,
+    post_id: PostId,
+    emoji: Option<String>,
+) -> Result<Json<LikeResponse>, ApiError> {
+    existing_post(state, post_id).await?;
     let payload = Payload::Like(Like {
         post_id: post_id.to_string(),
-        emoji: body.emoji.unwrap_or_default(),
+        emoji: emoji.unwrap_or_default().trim().to_owned(),
     });
-    let recorded = state.record(&user.session, &key, payload).await?;
-    Ok(Json(ActionResponse::new(recorded, post_id)))
+    let recorded = state.record(&user.session, key, payload).await?;
+    Ok(Json(LikeResponse {
+        action: ActionResponse::new(recorded, post_id),
+        is_liked: true,
+    }))
+}
+
+/// `POST /api/v1/social/react`: a reaction is a like with an emoji.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReactRequest {
+    /// The post (UUID).
+    #[schema(value_type = String, format = Uuid)]
+    pub activity_id: PostId,
+    /// The reaction, 1–16 characters.
+    #[schema(min_length = 1, max_length = 16)]
+    pub emoji: String,
+}
+
+impl Validate for ReactRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        validate::length("emoji", self.emoji.trim(), 1, 16)
+    }
+}
+
+/// Reacts to a post with an emoji: stored as a like with that emoji (one reaction per user; a
+/// new emoji replaces the old one, an unlike takes both back).
+#[utoipa::path(post, path = "/api/v1/social/react", tag = "interactions",
+    security(("bearer" = [])),
+    request_body = ReactRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = LikeResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn react(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    ApiJson(body): ApiJson<ReactRequest>,
+) -> Result<Json<LikeResponse>, ApiError> {
+    record_like(&state, &user, &key, body.activity_id, Some(body.emoji)).await
 }
 
 /// Takes a like back.
@@ -94,7 +163,7 @@ pub async fn like(
     security(("bearer" = [])),
     request_body = UnlikeRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
-    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = LikeResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unlike(
@@ -102,11 +171,186 @@ pub async fn unlike(
     user: AuthUser,
     key: IdempotencyKey,
     ApiJson(body): ApiJson<UnlikeRequest>,
-) -> Result<Json<ActionResponse>, ApiError> {
+) -> Result<Json<LikeResponse>, ApiError> {
     let post_id = body.activity_id;
     existing_post(&state, post_id).await?;
     let payload = Payload::Unlike(Unlike {
         post_id: post_id.to_string(),
+    });
+    let recorded = state.record(&user.session, &key, payload).await?;
+    Ok(Json(LikeResponse {
+        action: ActionResponse::new(recorded, post_id),
+        is_liked: false,
+    }))
+}
+
+/// The plugin's unlike (`FeedClient.cpp`): the same as `DELETE /api/v1/social/like`.
+#[utoipa::path(post, path = "/api/v1/feed/unlike", tag = "interactions",
+    security(("bearer" = [])),
+    request_body = UnlikeRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = LikeResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn feed_unlike(
+    state: State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    body: ApiJson<UnlikeRequest>,
+) -> Result<Json<LikeResponse>, ApiError> {
+    unlike(state, user, key, body).await
+}
+
+/// `POST /api/v1/social/play`: the plugin reports a play without its length.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SocialPlayRequest {
+    /// The post (UUID).
+    #[schema(value_type = String, format = Uuid)]
+    pub activity_id: PostId,
+}
+
+impl Validate for SocialPlayRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// Counts a play (the plugin's form of `POST /api/v1/posts/{id}/play`; its length follows
+/// in `POST /api/v1/social/listen-duration`).
+#[utoipa::path(post, path = "/api/v1/social/play", tag = "interactions",
+    security(("bearer" = [])),
+    request_body = SocialPlayRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn play(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    ApiJson(body): ApiJson<SocialPlayRequest>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    let post_id = body.activity_id;
+    existing_post(&state, post_id).await?;
+    let payload = Payload::Play(Play {
+        post_id: post_id.to_string(),
+        duration_seconds: 0.0,
+        completed: false,
+    });
+    let recorded = state.record(&user.session, &key, payload).await?;
+    Ok(Json(ActionResponse::new(recorded, post_id)))
+}
+
+/// `POST /api/v1/social/listen-duration`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ListenRequest {
+    /// The post (UUID).
+    #[schema(value_type = String, format = Uuid)]
+    pub activity_id: PostId,
+    /// Seconds listened, 0–86400 (a JSON number).
+    #[schema(minimum = 0.0, maximum = 86400.0)]
+    pub duration: f64,
+}
+
+impl Validate for ListenRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        validate::range("duration", self.duration, 0.0, 86_400.0, false)
+    }
+}
+
+/// Share of a loop a listen must cover to count as heard to the end.
+const COMPLETED_SHARE: f64 = 0.9;
+
+/// Records how long the caller listened. A listen covering 90 % of the loop or more is
+/// `completed` (positive feedback for recommendations); it does not count another play.
+#[utoipa::path(post, path = "/api/v1/social/listen-duration", tag = "interactions",
+    security(("bearer" = [])),
+    request_body = ListenRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn listen_duration(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    ApiJson(body): ApiJson<ListenRequest>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    let post_id = body.activity_id;
+    let detail = state
+        .cache
+        .post_detail(post_id, None)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("post {post_id} does not exist")))?;
+    let length = detail.post.duration_seconds;
+    let payload = Payload::Listen(Listen {
+        post_id: post_id.to_string(),
+        duration_seconds: body.duration,
+        completed: length > 0.0 && body.duration >= COMPLETED_SHARE * length,
+    });
+    let recorded = state.record(&user.session, &key, payload).await?;
+    Ok(Json(ActionResponse::new(recorded, post_id)))
+}
+
+/// `POST /api/v1/recommendations/click`, as `FeedClient.cpp` sends it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RecommendationClickRequest {
+    /// The post (UUID).
+    #[schema(value_type = String, format = Uuid)]
+    pub post_id: PostId,
+    /// The list it was shown in (1–32 characters), e.g. `for_you`.
+    #[schema(min_length = 1, max_length = 32)]
+    pub source: String,
+    /// Its 0-based position in that list (a JSON integer, 0–10000).
+    #[schema(minimum = 0, maximum = 10000)]
+    pub position: i32,
+    /// Whether it was played to the end.
+    #[serde(default)]
+    pub completed: bool,
+    /// Seconds played, when known (0–86400).
+    #[schema(minimum = 0.0, maximum = 86400.0)]
+    pub play_duration: Option<f64>,
+}
+
+impl Validate for RecommendationClickRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        validate::length("source", &self.source, 1, 32)?;
+        validate::plain_text("source", &self.source)?;
+        if !(0..=10_000).contains(&self.position) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "position must be between 0 and 10000",
+            ));
+        }
+        match self.play_duration {
+            Some(seconds) => validate::range("play_duration", seconds, 0.0, 86_400.0, false),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Records that the caller opened a recommended post (read-type feedback for Gorse).
+#[utoipa::path(post, path = "/api/v1/recommendations/click", tag = "interactions",
+    security(("bearer" = [])),
+    request_body = RecommendationClickRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries store one event")),
+    responses((status = 422, description = "Idempotency-Key already used for a different request", body = ErrorBody), (status = 200, description = "Stored", body = ActionResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn recommendation_click(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    ApiJson(body): ApiJson<RecommendationClickRequest>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    let post_id = body.post_id;
+    existing_post(&state, post_id).await?;
+    let payload = Payload::RecommendationClick(RecommendationClick {
+        post_id: post_id.to_string(),
+        source: body.source.trim().to_owned(),
+        position: body.position,
+        completed: body.completed,
+        play_duration_seconds: body.play_duration.unwrap_or_default(),
     });
     let recorded = state.record(&user.session, &key, payload).await?;
     Ok(Json(ActionResponse::new(recorded, post_id)))

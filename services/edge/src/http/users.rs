@@ -363,6 +363,7 @@ async fn list(
             offset: page.offset,
             count: users.len(),
             has_more: reply.has_more,
+            next_cursor: None,
         },
         users,
         total: reply.total,

@@ -2,9 +2,12 @@
 //! (see the design brief): `activities` + `meta` for feeds, `genre` as the first genre,
 //! `time` in RFC 3339.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde::Serialize;
-use sidechain_events::rpc::{CommentItem, FeedItem, FeedPage, ItemSource, UserRecord};
+use sidechain_events::UserId;
+use sidechain_events::rpc::{CommentItem, FeedItem, FeedPage, ItemSource, Post, UserRecord};
 use utoipa::ToSchema;
 
 use crate::events::Recorded;
@@ -96,10 +99,12 @@ pub struct PostView {
     pub audio_url: String,
     /// Waveform image, if any.
     pub waveform_url: Option<String>,
-    /// Tempo.
-    pub bpm: f64,
+    /// Tempo, rounded to a whole number (the plugin reads an integer).
+    pub bpm: i64,
     /// Musical key.
     pub key: String,
+    /// The loop's file name: the one the author shared, else `<username>_<id8>_<bpm>bpm.<ext>`.
+    pub filename: String,
     /// Primary genre (the first of `genres`).
     pub genre: Option<String>,
     /// All genres.
@@ -116,14 +121,61 @@ pub struct PostView {
     pub comment_count: u64,
     /// Reposts.
     pub repost_count: u64,
+    /// Downloads.
+    pub download_count: u64,
+    /// Saves (saving is not built yet: always 0).
+    pub save_count: u64,
     /// When it was posted (RFC 3339).
     pub time: DateTime<Utc>,
     /// Whether the viewer follows the author.
     pub is_following: bool,
     /// Whether the viewer is the author.
     pub is_own_post: bool,
+    /// Whether the viewer likes it (a reaction is a like with an emoji).
+    pub is_liked: bool,
+    /// Whether the viewer reposted it.
+    pub is_reposted: bool,
+    /// Whether the viewer saved it (saving is not built yet: always false).
+    pub is_saved: bool,
+    /// Users who reacted with each emoji.
+    pub reaction_counts: BTreeMap<String, u64>,
     /// Why it is in this feed: `following`, `gorse`, `trending` or `recent`.
     pub source: &'static str,
+}
+
+/// The file name a post's loop is offered under (feeds and `POST /posts/{id}/download`): the
+/// one its author shared, else `<username>_<first 8 of the id>_<bpm>bpm.<extension of the
+/// audio URL, or wav>`, as the Go backend the plugin was built against named downloads.
+pub fn filename_of(post: &Post) -> String {
+    if !post.filename.is_empty() {
+        return post.filename.clone();
+    }
+    let path = post.audio_url.split(['?', '#']).next().unwrap_or_default();
+    let extension = path
+        .rsplit('/')
+        .next()
+        .and_then(|last| last.rsplit_once('.'))
+        .map(|(_, ext)| ext)
+        .filter(|ext| {
+            !ext.is_empty() && ext.len() <= 5 && ext.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .unwrap_or("wav");
+    let user = if post.username.is_empty() {
+        "user"
+    } else {
+        post.username.as_str()
+    };
+    let id: String = post.id.chars().take(8).collect();
+    format!("{user}_{id}_{}bpm.{extension}", bpm_of(post.bpm))
+}
+
+/// Tempo as the plugin reads it: a whole number.
+pub fn bpm_of(bpm: f64) -> i64 {
+    if bpm.is_finite() {
+        bpm.round() as i64
+    } else {
+        0
+    }
 }
 
 fn non_empty(text: String) -> Option<String> {
@@ -143,13 +195,14 @@ impl From<FeedItem> for PostView {
         Self {
             user_avatar_url: item.author_avatar_url,
             genre: post.genres.first().cloned(),
+            filename: filename_of(&post),
             id: post.id,
             user_id: post.user_id,
             username: post.username,
             title: post.title,
             audio_url: post.audio_url,
             waveform_url: non_empty(post.waveform_url),
-            bpm: post.bpm,
+            bpm: bpm_of(post.bpm),
             key: post.key,
             genres: post.genres,
             duration_seconds: post.duration_seconds,
@@ -158,9 +211,15 @@ impl From<FeedItem> for PostView {
             play_count: counts.plays,
             comment_count: counts.comments,
             repost_count: counts.reposts,
+            download_count: counts.downloads,
+            save_count: 0,
             time: from_ms(post.created_at_ms),
             is_following: item.is_following,
             is_own_post: item.is_own_post,
+            is_liked: item.is_liked,
+            is_reposted: item.is_reposted,
+            is_saved: item.is_saved,
+            reaction_counts: item.reaction_counts.into_iter().collect(),
             source,
         }
     }
@@ -177,6 +236,10 @@ pub struct PageMeta {
     pub count: usize,
     /// Whether a next page exists.
     pub has_more: bool,
+    /// Time-ordered feeds (timeline, a user's posts): pass it back as `cursor` for the next
+    /// page, which then neither repeats nor skips posts however many arrived meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A feed page: `{"activities": [...], "meta": {...}}`.
@@ -186,6 +249,12 @@ pub struct FeedResponse {
     pub activities: Vec<PostView>,
     /// Paging.
     pub meta: PageMeta,
+    /// A user's posts only: how many posts the user has (the plugin's profile reads it here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// A user's posts only: `meta.has_more` again, where the plugin's profile reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_more: Option<bool>,
 }
 
 impl FeedResponse {
@@ -198,9 +267,19 @@ impl FeedResponse {
                 offset: request.offset,
                 count: activities.len(),
                 has_more: page.has_more,
+                next_cursor: non_empty(page.next_cursor),
             },
             activities,
+            total: None,
+            has_more: None,
         }
+    }
+
+    /// Adds the top-level `total` and `has_more` of a user's posts.
+    pub fn with_totals(mut self, total: u64) -> Self {
+        self.total = Some(total);
+        self.has_more = Some(self.meta.has_more);
+        self
     }
 }
 
@@ -221,13 +300,24 @@ pub struct CommentView {
     pub content: String,
     /// The comment it answers, if any.
     pub parent_id: Option<String>,
-    /// When it was written.
+    /// When it was written (RFC 3339).
+    pub created_at: DateTime<Utc>,
+    /// The same as `created_at` (the name earlier clients read).
     pub time: DateTime<Utc>,
+    /// Whether the viewer wrote it.
+    pub is_own_comment: bool,
+    /// Whether the viewer may edit it: false, editing comments is not built yet.
+    pub can_edit: bool,
+    /// Likes of the comment: 0, liking comments is not built yet.
+    pub like_count: u64,
 }
 
-impl From<CommentItem> for CommentView {
-    fn from(item: CommentItem) -> Self {
+impl CommentView {
+    /// The comment as `viewer` sees it.
+    pub fn seen_by(item: CommentItem, viewer: UserId) -> Self {
+        let at = from_ms(item.created_at_ms);
         Self {
+            is_own_comment: item.user_id == viewer.to_string(),
             id: item.id,
             post_id: item.post_id,
             user_id: item.user_id,
@@ -235,7 +325,10 @@ impl From<CommentItem> for CommentView {
             user_avatar_url: item.user_avatar_url,
             content: item.content,
             parent_id: non_empty(item.parent_id),
-            time: from_ms(item.created_at_ms),
+            created_at: at,
+            time: at,
+            can_edit: false,
+            like_count: 0,
         }
     }
 }
@@ -245,8 +338,53 @@ impl From<CommentItem> for CommentView {
 pub struct CommentsResponse {
     /// Oldest first.
     pub comments: Vec<CommentView>,
+    /// Comments on the post in all.
+    pub total_count: u64,
+    /// Whether a next page exists (also in `meta`).
+    pub has_more: bool,
     /// Paging.
     pub meta: PageMeta,
+}
+
+/// Answer to a like, reaction or unlike: the acknowledgement and the viewer's new state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LikeResponse {
+    /// The acknowledgement.
+    #[serde(flatten)]
+    pub action: ActionResponse,
+    /// Whether the caller likes the post now.
+    pub is_liked: bool,
+}
+
+/// Answer to `POST /api/v1/posts/{id}/download`: where to fetch the loop, under which name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownloadResponse {
+    /// The acknowledgement.
+    #[serde(flatten)]
+    pub action: ActionResponse,
+    /// The audio to fetch: the post's `audio_url` until a media service serves files.
+    pub download_url: String,
+    /// The name to save it under.
+    pub filename: String,
+    /// Downloads including this one.
+    pub download_count: u64,
+    /// The loop's musical facts, for the DAW.
+    pub metadata: DownloadMetadata,
+}
+
+/// What a DAW may want to know about a downloaded loop.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownloadMetadata {
+    /// Tempo (whole number).
+    pub bpm: i64,
+    /// Musical key.
+    pub key: String,
+    /// Length in seconds.
+    pub duration: f64,
+    /// Primary genre.
+    pub genre: Option<String>,
+    /// The DAW it came from, if known.
+    pub daw: Option<String>,
 }
 
 /// Acknowledgement of an interaction (like, play, follow, …): it is stored.

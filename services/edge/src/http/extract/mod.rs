@@ -158,6 +158,43 @@ impl PageQuery {
     }
 }
 
+/// `?limit=&offset=&cursor=` of the time-ordered feeds (timeline, a user's posts).
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CursorQuery {
+    /// Items per page, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// Items to skip, 0–10000 (default 0); ignored when `cursor` is given.
+    pub offset: Option<u32>,
+    /// `meta.next_cursor` of the previous page: the next page starts right after its last item,
+    /// however many posts arrived meanwhile.
+    pub cursor: Option<String>,
+}
+
+/// Longest cursor accepted (the cache service's are about 60 characters).
+const MAX_CURSOR_CHARS: usize = 128;
+
+impl CursorQuery {
+    /// Applies defaults and bounds; an empty cursor is no cursor.
+    pub fn page(self) -> Result<(Page, Option<String>), ApiError> {
+        let page = PageQuery {
+            limit: self.limit,
+            offset: self.offset,
+        }
+        .page()?;
+        let cursor = self.cursor.filter(|c| !c.is_empty());
+        if let Some(cursor) = &cursor
+            && (cursor.len() > MAX_CURSOR_CHARS || !cursor.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(ApiError::bad_request(
+                "invalid_pagination",
+                "cursor must be a next_cursor this API handed out",
+            ));
+        }
+        Ok((page, cursor))
+    }
+}
+
 /// `Idempotency-Key`: absent is fine, malformed is 400 `invalid_idempotency_key`.
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
