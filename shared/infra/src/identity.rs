@@ -75,6 +75,25 @@ fn kv_read_write(bucket: &str) -> Vec<String> {
     ]
 }
 
+/// Storing, reading and deleting objects of an object-store bucket: chunks and metadata are
+/// published on `$O.<bucket>.C.>`/`$O.<bucket>.M.>`; metadata is read with a direct get; an
+/// object is read through an ordered (ephemeral) consumer on the bucket's stream; replacing or
+/// deleting an object purges its chunks.
+fn object_read_write(bucket: &str) -> Vec<String> {
+    let stream = format!("OBJ_{bucket}");
+    vec![
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}.>"),
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        format!("$JS.API.STREAM.PURGE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+        format!("$JS.API.CONSUMER.DELETE.{stream}.>"),
+        format!("$JS.FC.{stream}.>"),
+        format!("$O.{bucket}.>"),
+    ]
+}
+
 impl Identity {
     /// Every identity, services first.
     pub const ALL: [Identity; 4] = [
@@ -130,6 +149,8 @@ impl Identity {
                 publish.extend(kv_read_write(subjects::USERS_BUCKET));
                 publish.extend(kv_read_write(subjects::IDEMPOTENCY_BUCKET));
                 publish.extend(kv_watch(subjects::STATUS_BUCKET));
+                // Uploads are stored (and removed again when their event cannot be) and served.
+                publish.extend(object_read_write(subjects::AUDIO_BUCKET));
                 Permissions {
                     publish,
                     subscribe: vec![
