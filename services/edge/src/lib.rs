@@ -12,6 +12,7 @@ pub mod cache_client;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod media;
 pub mod media_urls;
 pub mod page;
 pub mod rate_limit;
@@ -78,6 +79,12 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
     );
     let limiter = RateLimiter::new(redis, config.rate_limits, &mut registry);
     let gorse = GorseStatusView::default();
+    let media_store = sidechain_infra::media_store::NatsMediaStore::new(
+        js.clone(),
+        sidechain_events::subjects::AUDIO_BUCKET,
+    );
+    let audio =
+        crate::media::Audio::new(Arc::new(media_store), config.audio.clone(), &mut registry);
     let state = Arc::new(AppState {
         tokens: TokenService::new(config.auth.tokens.clone()),
         passwords: Passwords::new(config.auth.password_hash_concurrency)?,
@@ -91,10 +98,12 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         trusted_proxies: config.trusted_proxies.clone().into(),
         max_body_bytes: config.max_body_bytes,
         media_urls: config.media_urls.clone(),
+        audio,
     });
     let observe = Arc::new(Observe {
         metrics: HttpMetrics::register(&mut registry),
         timeout: config.request_timeout,
+        upload_timeout: config.audio.upload_timeout,
         trace_ratio: config.service.telemetry.otel_traces_sampler_arg,
     });
 

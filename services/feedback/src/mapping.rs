@@ -229,7 +229,8 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
                 &timestamp,
             )),
         ],
-        Payload::Logout(_) | Payload::SessionsEnded(_) => Vec::new(),
+        // The post itself comes with the `post_created` published beside an upload.
+        Payload::Logout(_) | Payload::SessionsEnded(_) | Payload::AudioUploaded(_) => Vec::new(),
     }
 }
 

@@ -23,11 +23,12 @@ pub enum EventKind {
     Unfollow,
     Logout,
     SessionsEnded,
+    AudioUploaded,
 }
 
 impl EventKind {
     /// Every kind, in schema order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::UserRegistered,
         EventKind::PostCreated,
         EventKind::PostDeleted,
@@ -43,6 +44,7 @@ impl EventKind {
         EventKind::Unfollow,
         EventKind::Logout,
         EventKind::SessionsEnded,
+        EventKind::AudioUploaded,
     ];
 
     /// The snake_case name, as used in subjects and metric labels.
@@ -63,6 +65,7 @@ impl EventKind {
             EventKind::Unfollow => "unfollow",
             EventKind::Logout => "logout",
             EventKind::SessionsEnded => "sessions_ended",
+            EventKind::AudioUploaded => "audio_uploaded",
         }
     }
 
@@ -84,6 +87,7 @@ impl EventKind {
             Payload::Unfollow(_) => EventKind::Unfollow,
             Payload::Logout(_) => EventKind::Logout,
             Payload::SessionsEnded(_) => EventKind::SessionsEnded,
+            Payload::AudioUploaded(_) => EventKind::AudioUploaded,
         }
     }
 

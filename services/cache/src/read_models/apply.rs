@@ -261,6 +261,8 @@ pub fn apply(
         }
         // Accounts live in the users bucket; nothing to derive.
         Payload::UserRegistered(_) => {}
+        // The post arrives as the `post_created` published beside the upload.
+        Payload::AudioUploaded(_) => {}
     }
 }
 

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, feeds, health, posts, social};
+use super::{audio, auth, feeds, health, posts, social};
 
 /// The document.
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use super::{auth, feeds, health, posts, social};
         social::like, social::unlike, social::follow, social::unfollow, social::follow_user,
         social::unfollow_user,
         feeds::timeline, feeds::unified, feeds::trending, feeds::for_you, feeds::user_posts,
+        audio::upload, audio::serve, audio::waveform,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors),
@@ -36,6 +37,7 @@ use super::{auth, feeds, health, posts, social};
         (name = "interactions", description = "Likes, plays, views, downloads, reposts, comments"),
         (name = "social", description = "Follows"),
         (name = "feeds", description = "Feeds, answered by the cache service"),
+        (name = "audio", description = "Uploading loops and fetching stored audio and waveforms"),
         (name = "health", description = "Health"),
     )
 )]
