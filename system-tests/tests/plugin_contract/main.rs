@@ -6,4 +6,5 @@
 
 mod shape;
 
+mod audio;
 mod auth;
