@@ -230,7 +230,14 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
             )),
         ],
         // The post itself comes with the `post_created` published beside an upload.
-        Payload::Logout(_) | Payload::SessionsEnded(_) | Payload::AudioUploaded(_) => Vec::new(),
+        // A file that could not be used takes its post out of recommendations.
+        Payload::AudioRejected(rejected) => vec![GorseOp::DeleteItem {
+            item_id: rejected.post_id.clone(),
+        }],
+        Payload::Logout(_)
+        | Payload::SessionsEnded(_)
+        | Payload::AudioUploaded(_)
+        | Payload::AudioProcessed(_) => Vec::new(),
     }
 }
 

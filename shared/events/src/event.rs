@@ -24,11 +24,13 @@ pub enum EventKind {
     Logout,
     SessionsEnded,
     AudioUploaded,
+    AudioProcessed,
+    AudioRejected,
 }
 
 impl EventKind {
     /// Every kind, in schema order.
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::UserRegistered,
         EventKind::PostCreated,
         EventKind::PostDeleted,
@@ -45,6 +47,8 @@ impl EventKind {
         EventKind::Logout,
         EventKind::SessionsEnded,
         EventKind::AudioUploaded,
+        EventKind::AudioProcessed,
+        EventKind::AudioRejected,
     ];
 
     /// The snake_case name, as used in subjects and metric labels.
@@ -66,6 +70,8 @@ impl EventKind {
             EventKind::Logout => "logout",
             EventKind::SessionsEnded => "sessions_ended",
             EventKind::AudioUploaded => "audio_uploaded",
+            EventKind::AudioProcessed => "audio_processed",
+            EventKind::AudioRejected => "audio_rejected",
         }
     }
 
@@ -88,6 +94,8 @@ impl EventKind {
             Payload::Logout(_) => EventKind::Logout,
             Payload::SessionsEnded(_) => EventKind::SessionsEnded,
             Payload::AudioUploaded(_) => EventKind::AudioUploaded,
+            Payload::AudioProcessed(_) => EventKind::AudioProcessed,
+            Payload::AudioRejected(_) => EventKind::AudioRejected,
         }
     }
 

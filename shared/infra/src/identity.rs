@@ -25,6 +25,9 @@ pub enum Identity {
     Cache,
     /// Gorse feedback: consumes `EVENTS` as `feedback`, writes the `status` bucket.
     Feedback,
+    /// Audio processing: consumes `audio_uploaded` as `media`, reads uploads from and writes
+    /// waveforms to the `audio` object bucket, publishes `audio_processed`/`audio_rejected`.
+    Media,
     /// Operators and the provisioning step: everything, including stream management.
     Admin,
 }
@@ -96,10 +99,11 @@ fn object_read_write(bucket: &str) -> Vec<String> {
 
 impl Identity {
     /// Every identity, services first.
-    pub const ALL: [Identity; 4] = [
+    pub const ALL: [Identity; 5] = [
         Identity::Edge,
         Identity::Cache,
         Identity::Feedback,
+        Identity::Media,
         Identity::Admin,
     ];
 
@@ -109,6 +113,7 @@ impl Identity {
             Identity::Edge => "edge",
             Identity::Cache => "cache",
             Identity::Feedback => "feedback",
+            Identity::Media => "media",
             Identity::Admin => "admin",
         }
     }
@@ -202,6 +207,20 @@ impl Identity {
                     allow_responses: false,
                 }
             }
+            Identity::Media => {
+                let mut publish = vec![
+                    stream_info,
+                    format!("{}audio_processed", subjects::EVENTS_PREFIX),
+                    format!("{}audio_rejected", subjects::EVENTS_PREFIX),
+                ];
+                publish.extend(durable_consumer(subjects::MEDIA_CONSUMER));
+                publish.extend(object_read_write(subjects::AUDIO_BUCKET));
+                Permissions {
+                    publish,
+                    subscribe: vec![inbox],
+                    allow_responses: false,
+                }
+            }
         };
         Some(permissions)
     }
@@ -240,6 +259,8 @@ impl Identity {
                 "{REDIS_CONNECT} {REDIS_SCRIPTS} +rpush +llen +lmove +lrem +lrange +set +get +del \
                  ~gorse_failed_feedback ~{{gorse_failed_feedback}}:*"
             ),
+            // No keys: it only connects, for the shared readiness check.
+            Identity::Media => REDIS_CONNECT.to_owned(),
         };
         Some(rules)
     }

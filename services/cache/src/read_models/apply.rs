@@ -34,6 +34,8 @@ pub struct Scripts {
     pub fanout: redis::Script,
     /// Timeline backfill on follow / cleanup on unfollow.
     pub backfill: redis::Script,
+    /// The media service's measurements merged into a post.
+    pub measured: redis::Script,
 }
 
 impl Scripts {
@@ -45,17 +47,19 @@ impl Scripts {
             comment: redis::Script::new(include_str!("lua/comment.lua")),
             fanout: redis::Script::new(include_str!("lua/fanout.lua")),
             backfill: redis::Script::new(include_str!("lua/backfill.lua")),
+            measured: redis::Script::new(include_str!("lua/measured.lua")),
         }
     }
 
     /// All of them, for loading.
-    pub fn all(&self) -> [&redis::Script; 5] {
+    pub fn all(&self) -> [&redis::Script; 6] {
         [
             &self.relation,
             &self.count,
             &self.comment,
             &self.fanout,
             &self.backfill,
+            &self.measured,
         ]
     }
 }
@@ -124,18 +128,29 @@ pub fn apply(
             effects.posts.insert(post_id.to_string());
         }
         Payload::PostDeleted(deleted) => {
-            let Some(post_id) = parse::<PostId>(&deleted.post_id) else {
+            remove_post(pipe, scripts, config, event, &deleted.post_id, effects);
+        }
+        // A file the media service could not use: its post goes as if deleted.
+        Payload::AudioRejected(rejected) => {
+            remove_post(pipe, scripts, config, event, &rejected.post_id, effects);
+        }
+        // Measurements win over the uploader's claims (duration) and add the waveform.
+        Payload::AudioProcessed(processed) => {
+            let Some(post_id) = parse::<PostId>(&processed.post_id) else {
                 return;
             };
-            pipe.hset(keys::post(post_id), "deleted", 1).ignore();
-            pipe.zrem(keys::user_posts(actor), post_id.to_string())
-                .ignore();
-            pipe.zrem(keys::RECENT, post_id.to_string()).ignore();
-            pipe.zrem(keys::timeline(actor), post_id.to_string())
-                .ignore();
-            fan_out(pipe, scripts, config, actor, post_id, at, "remove");
-            invalidate_author(pipe, actor, effects);
-            invalidate(pipe, Scope::Trending, effects);
+            let measured = Post {
+                duration_seconds: processed.duration_seconds,
+                waveform_url: processed.waveform_url.clone(),
+                ..Post::default()
+            };
+            pipe.invoke_script(
+                scripts
+                    .measured
+                    .key(keys::post(post_id))
+                    .arg(measured.encode_to_vec()),
+            )
+            .ignore();
             effects.posts.insert(post_id.to_string());
         }
         Payload::Like(like) => relation(
@@ -264,6 +279,31 @@ pub fn apply(
         // The post arrives as the `post_created` published beside the upload.
         Payload::AudioUploaded(_) => {}
     }
+}
+
+/// Takes a post out of every list (deleted by its author, or its audio rejected).
+fn remove_post(
+    pipe: &mut Pipeline,
+    scripts: &Scripts,
+    config: &ModelConfig,
+    event: &DecodedEvent,
+    post_id: &str,
+    effects: &mut Effects,
+) {
+    let (actor, at) = (event.actor(), event.occurred_at_ms());
+    let Some(post_id) = parse::<PostId>(post_id) else {
+        return;
+    };
+    pipe.hset(keys::post(post_id), "deleted", 1).ignore();
+    pipe.zrem(keys::user_posts(actor), post_id.to_string())
+        .ignore();
+    pipe.zrem(keys::RECENT, post_id.to_string()).ignore();
+    pipe.zrem(keys::timeline(actor), post_id.to_string())
+        .ignore();
+    fan_out(pipe, scripts, config, actor, post_id, at, "remove");
+    invalidate_author(pipe, actor, effects);
+    invalidate(pipe, Scope::Trending, effects);
+    effects.posts.insert(post_id.to_string());
 }
 
 fn parse<T: std::str::FromStr>(text: &str) -> Option<T> {
