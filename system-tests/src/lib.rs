@@ -99,6 +99,13 @@ impl System {
         )
         .await
         .expect("cache starts");
+        let media = sidechain_media::start(
+            sidechain_media::Config::from_source(&as_identity(Identity::Media))
+                .expect("media config"),
+            shutdown.clone(),
+        )
+        .await
+        .expect("media starts");
         let system = Self {
             api: ApiClient::new(format!("http://{}", edge.api_addr.expect("api"))),
             admin: [&edge, &feedback, &cache].map(|r| format!("http://{}", r.admin_addr)),
@@ -107,7 +114,7 @@ impl System {
             gorse,
             source,
             shutdown,
-            running: vec![edge, feedback, cache],
+            running: vec![edge, feedback, cache, media],
             http: reqwest::Client::new(),
         };
         for admin in &system.admin {
