@@ -461,3 +461,38 @@ async fn a_stalled_upload_gets_408_and_stores_nothing() {
     assert_eq!(object_store_messages(&backends).await, 0, "nothing stored");
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn flac_and_ogg_are_accepted_and_served_with_their_type() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let user = edge.register("formats").await;
+    for (bytes, name, format, content_type) in [
+        (
+            &include_bytes!("../../media/tests/fixtures/sine-22050-stereo-1s.flac")[..],
+            "a.flac",
+            "flac",
+            "audio/flac",
+        ),
+        (
+            &include_bytes!("../../media/tests/fixtures/sine-22050-stereo-1s.ogg")[..],
+            "a.ogg",
+            "ogg",
+            "audio/ogg",
+        ),
+    ] {
+        let (status, body) =
+            json(upload(&edge, &user, multipart(&[], Some((name, bytes))), None).await).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{format}: {body}");
+        assert_eq!(body["format"], format);
+        let url = format!(
+            "{}{}",
+            edge.base,
+            audio_path(body["audio_url"].as_str().expect("url"))
+        );
+        let served = reqwest::get(&url).await.expect("get");
+        assert_eq!(served.headers()["content-type"], content_type);
+        assert_eq!(served.bytes().await.expect("bytes").as_ref(), bytes);
+    }
+    edge.stop().await;
+}

@@ -77,7 +77,12 @@ pub fn analyze(file: File, format: &str) -> Result<Measured, Unusable> {
         .format(
             &hint,
             source,
-            &FormatOptions::default(),
+            &FormatOptions {
+                // Trims encoder delay and padding (MP3 LAME tags, Ogg granule positions), so
+                // lossy files measure their real length.
+                enable_gapless: true,
+                ..FormatOptions::default()
+            },
             &MetadataOptions::default(),
         )
         .map_err(|err| Unusable::Undecodable(err.to_string()))?;
@@ -133,13 +138,19 @@ pub fn analyze(file: File, format: &str) -> Result<Measured, Unusable> {
             *samples = SampleBuffer::new(needed, spec);
         }
         samples.copy_interleaved_ref(decoded);
-        let interleaved = samples.samples();
+        let width = spec.channels.count().max(1);
+        let all = samples.samples();
+        // With gapless on, the demuxer marks encoder delay and padding to drop (Ogg's final
+        // granule position, LAME's tag); the decoder leaves that to us.
+        let total = all.len() / width;
+        let skip_front = (packet.trim_start() as usize).min(total);
+        let skip_back = (packet.trim_end() as usize).min(total - skip_front);
+        let interleaved = &all[skip_front * width..(total - skip_back) * width];
         if let Some(meter) = meter.as_mut() {
             meter
                 .add_frames_f32(interleaved)
                 .map_err(|err| Unusable::Corrupt(err.to_string()))?;
         }
-        let width = channels.max(1) as usize;
         for frame in interleaved.chunks(width) {
             let loudest = frame.iter().fold(0.0_f32, |m, s| m.max(s.abs()));
             peak = peak.max(loudest);
@@ -168,6 +179,12 @@ pub fn analyze(file: File, format: &str) -> Result<Measured, Unusable> {
             expected,
         });
     }
+    // Lossy streams decode whole blocks; when the container states the length (the last Ogg
+    // granule position), the padding past it is not audio.
+    let frames = match params.n_frames {
+        Some(stated) if matches!(format, "ogg" | "mp3") && stated > 0 && frames > stated => stated,
+        _ => frames,
+    };
     let loudness_lufs = meter
         .as_ref()
         .and_then(|m| m.loudness_global().ok())

@@ -133,10 +133,33 @@ impl World {
     }
 
     async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         self.shutdown.cancel();
         if let Some(running) = self.running.take() {
             running.wait().await.expect("clean stop");
         }
+    }
+
+    /// A fresh media service on the same servers.
+    async fn restart(mut self) -> Self {
+        self.halt().await;
+        let source = self
+            .nats
+            .source(Identity::Media)
+            .with("REDIS_URL", self._redis.url_for(Identity::Media))
+            .with("METRICS_PORT", "0")
+            .with("BIND_ADDRESS", "127.0.0.1");
+        let config = sidechain_media::Config::from_source(&source).expect("config");
+        self.shutdown = CancellationToken::new();
+        self.running = Some(
+            sidechain_media::start(config, self.shutdown.clone())
+                .await
+                .expect("media restarts"),
+        );
+        self
     }
 }
 
@@ -226,4 +249,88 @@ async fn unusable_files_are_rejected_with_a_reason() {
         Payload::AudioProcessed(_)
     ));
     world.stop().await;
+}
+
+#[tokio::test]
+async fn flac_and_ogg_fixtures_are_measured() {
+    // 1 s of a 440 Hz sine at half scale, 22.05 kHz stereo, made with `flac` and `oggenc` from
+    // a WAV (services/media/tests/fixtures).
+    let world = World::start().await;
+    for (bytes, format, tolerance) in [
+        (
+            &include_bytes!("fixtures/sine-22050-stereo-1s.flac")[..],
+            "flac",
+            0.001,
+        ),
+        (
+            &include_bytes!("fixtures/sine-22050-stereo-1s.ogg")[..],
+            "ogg",
+            0.001,
+        ),
+    ] {
+        let post_id = world.upload(Some(bytes), format).await;
+        let Payload::AudioProcessed(processed) = world.verdict(&post_id).await else {
+            panic!("{format} rejected");
+        };
+        assert!(
+            (processed.duration_seconds - 1.0).abs() < tolerance,
+            "{format}: {}",
+            processed.duration_seconds
+        );
+        assert_eq!(processed.sample_rate, 22_050, "{format}");
+        assert_eq!(processed.channels, 2, "{format}");
+        assert!(
+            (processed.peak_dbfs + 6.0).abs() < 1.0,
+            "{format}: peak {}",
+            processed.peak_dbfs
+        );
+    }
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_upload_is_recorded_once() {
+    let world = World::start().await;
+    let file = wav(16_000, 1, 0.5, 0.25);
+    let post_id = world.upload(Some(&file), "wav").await;
+    assert!(matches!(
+        world.verdict(&post_id).await,
+        Payload::AudioProcessed(_)
+    ));
+
+    // As if the acknowledgement had been lost: the consumer starts over from the first upload,
+    // in a fresh instance.
+    let admin = world_admin_js(&world).await;
+    admin
+        .get_stream("EVENTS")
+        .await
+        .expect("stream")
+        .delete_consumer(sidechain_events::subjects::MEDIA_CONSUMER)
+        .await
+        .expect("consumer deleted");
+    let again = World::restart(world).await;
+    let second = again.upload(Some(&file), "wav").await;
+    assert!(matches!(
+        again.verdict(&second).await,
+        Payload::AudioProcessed(_)
+    ));
+    let processed_for_first = stream_messages(&again.nats)
+        .await
+        .into_iter()
+        .filter(|(_, payload, _)| {
+            matches!(
+                Event::decode(payload.clone()).expect("event").payload,
+                Some(Payload::AudioProcessed(ref p)) if p.post_id == post_id
+            )
+        })
+        .count();
+    assert_eq!(
+        processed_for_first, 1,
+        "reprocessing stored its result once"
+    );
+    again.stop().await;
+}
+
+async fn world_admin_js(world: &World) -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(world.nats.connect(Identity::Admin).await)
 }
