@@ -496,3 +496,53 @@ async fn flac_and_ogg_are_accepted_and_served_with_their_type() {
     }
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn when_the_event_store_refuses_the_upload_is_removed_and_the_client_gets_503() {
+    let backends = Backends::start();
+    let edge = Edge::start(backends.source()).await;
+    let user = edge.register("unlucky").await;
+
+    // The stream refuses new messages from now on (full, with discard-new).
+    let admin = async_nats::jetstream::new(
+        backends
+            .nats
+            .connect(sidechain_test_support::Identity::Admin)
+            .await,
+    );
+    let mut stream = admin.get_stream("EVENTS").await.expect("stream");
+    let mut config = stream.info().await.expect("info").config.clone();
+    config.max_messages = stream.info().await.expect("info").state.messages as i64;
+    config.discard = async_nats::jetstream::stream::DiscardPolicy::New;
+    admin.update_stream(config).await.expect("stream capped");
+
+    let file = wav(8_000, 1, 0.5);
+    let response = upload(
+        &edge,
+        &user,
+        multipart(&plugin_fields(), Some(("a.wav", &file))),
+        None,
+    )
+    .await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (status, error) = json(response).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert_eq!(error["error"], "event_store_unavailable");
+
+    // The object was stored first and removed again: nothing is listed in the bucket.
+    let bucket = admin.get_object_store("audio").await.expect("bucket");
+    let mut listed = bucket.list().await.expect("list");
+    let mut live = 0;
+    while let Some(object) = futures::StreamExt::next(&mut listed).await {
+        if !object.expect("object info").deleted {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 0, "the unrecorded upload's object is gone");
+    let metrics = edge.metrics().await;
+    assert!(
+        metrics.contains("sidechain_audio_uploads_total{outcome=\"event_not_stored\"} 1"),
+        "{metrics}"
+    );
+    edge.stop().await;
+}

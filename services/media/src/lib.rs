@@ -86,6 +86,7 @@ struct OutcomeLabels {
 #[derive(Debug, Clone)]
 struct Metrics {
     in_flight: Gauge,
+    pending: Gauge,
     duration: Family<FormatLabels, Histogram>,
     failures: Family<ReasonLabels, Counter>,
     jobs: Family<OutcomeLabels, Counter>,
@@ -95,6 +96,7 @@ impl Metrics {
     fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             in_flight: Gauge::default(),
+            pending: Gauge::default(),
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.01, 2.0, 14))
             }),
@@ -105,6 +107,11 @@ impl Metrics {
             "media_jobs_in_flight",
             "Uploads being processed now",
             metrics.in_flight.clone(),
+        );
+        registry.register(
+            "media_consumer_pending",
+            "Uploads in the stream not yet delivered to the media consumer (its lag)",
+            metrics.pending.clone(),
         );
         registry.register_with_unit(
             "media_processing_duration",
@@ -150,6 +157,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let readiness = readiness.with_flag("consumer", consuming.clone(), "not consuming yet");
     let admin = AdminServer::start(&config.service, registry, readiness).await?;
 
+    let tasks = TaskTracker::new();
+    tasks.spawn(refresh_lag(
+        js.clone(),
+        metrics.pending.clone(),
+        shutdown.clone(),
+    ));
     let worker = Arc::new(Worker {
         js: js.clone(),
         store: Arc::new(NatsMediaStore::new(js.clone(), AUDIO_BUCKET)),
@@ -157,7 +170,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         max_attempts: config.jobs.media_max_attempts,
         retry_delay: config.jobs.media_retry_delay,
     });
-    let tasks = TaskTracker::new();
     tasks.spawn({
         let shutdown = shutdown.clone();
         let consumer_config = consumer_config(&config.jobs);
@@ -211,6 +223,25 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         until_cancelled(shutdown),
         stopping,
     ))
+}
+
+/// Keeps the consumer-lag gauge current (every 5 s).
+async fn refresh_lag(js: jetstream::Context, pending: Gauge, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let consumer: Result<jetstream::consumer::PullConsumer, _> = js
+            .get_consumer_from_stream(MEDIA_CONSUMER, sidechain_events::subjects::EVENTS_STREAM)
+            .await;
+        if let Ok(mut consumer) = consumer
+            && let Ok(info) = consumer.info().await
+        {
+            pending.set(info.num_pending as i64);
+        }
+    }
 }
 
 /// Why an attempt did not finish.
