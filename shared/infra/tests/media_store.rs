@@ -96,3 +96,35 @@ async fn a_failing_source_is_reported_as_such() {
         Err(StoreError::NotFound)
     ));
 }
+
+#[tokio::test]
+async fn stored_objects_survive_a_nats_restart() {
+    let mut server = NatsServer::start();
+    let data = content(200_000);
+    {
+        let store = store_as(&server, Identity::Edge).await;
+        store
+            .put("kept", "audio/flac", &mut data.as_slice())
+            .await
+            .expect("put");
+    }
+    server.kill();
+    server.restart();
+    // A fresh client after the restart: the bucket and its object came back from disk.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let read = loop {
+        let store = store_as(&server, Identity::Edge).await;
+        if let Ok((meta, mut reader)) = store.get("kept", 0).await {
+            assert_eq!(meta.content_type, "audio/flac");
+            let mut read = Vec::new();
+            reader.read_to_end(&mut read).await.expect("read");
+            break read;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "object not readable after the restart"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(read, data);
+}
