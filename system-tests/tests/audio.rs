@@ -116,6 +116,15 @@ async fn an_upload_reaches_followers_with_its_measured_duration_and_a_waveform()
         .await
         .expect("json");
     assert_eq!(waveform["peaks"].as_array().map(Vec::len), Some(800));
+    let svg = reqwest::get(format!(
+        "{}{}",
+        system.api.base(),
+        path.replace(".json", ".svg")
+    ))
+    .await
+    .expect("svg");
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.expect("text").starts_with("<svg"));
 
     // A file that only starts like a WAV is rejected, and its post leaves the timeline.
     let fake = {

@@ -227,3 +227,44 @@ fn waveform(blocks: &[f32]) -> Waveform {
         peaks,
     }
 }
+
+/// The waveform as an SVG image: one vertical bar per peak, mirrored around the middle
+/// (`viewBox` 800 × 100, `currentColor`, so a page can colour it with CSS).
+pub fn waveform_svg(waveform: &Waveform) -> String {
+    use std::fmt::Write as _;
+    let mut path = String::with_capacity(waveform.peaks.len() * 16);
+    for (i, peak) in waveform.peaks.iter().enumerate() {
+        let half = f64::from(peak.clamp(0.0, 1.0)) * 50.0;
+        let _ = write!(
+            path,
+            "M{i}.5 {:.1}V{:.1}",
+            50.0 - half,
+            50.0 + half.max(0.5)
+        );
+    }
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} 100\" preserveAspectRatio=\"none\">\
+<path d=\"{path}\" stroke=\"currentColor\" stroke-width=\"1\" fill=\"none\"/></svg>",
+        waveform.peaks.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_svg_has_one_bar_per_peak_scaled_to_the_height() {
+        let waveform = Waveform {
+            version: 1,
+            buckets: 3,
+            peaks: vec![0.0, 0.5, 1.0],
+        };
+        let svg = waveform_svg(&waveform);
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("viewBox=\"0 0 3 100\""), "{svg}");
+        assert!(svg.contains("M1.5 25.0V75.0"), "{svg}");
+        assert!(svg.contains("M2.5 0.0V100.0"), "{svg}");
+        assert_eq!(svg.matches('M').count(), 3);
+    }
+}

@@ -3,7 +3,8 @@
 //! A durable JetStream consumer (`media`, shared by every instance, filtered to
 //! `events.audio_uploaded`) takes each upload, copies the object from the media store to a local
 //! temporary file, decodes and measures it on a blocking thread ([`analyze`]), stores the peaks
-//! waveform next to the audio (`<post id>.waveform.json`) and publishes `audio_processed`; a
+//! waveform next to the audio (`<post id>.waveform.json`, and drawn as `<post id>.waveform.svg`)
+//! and publishes `audio_processed`; a
 //! file that cannot be used becomes `audio_rejected` with the reason. Messages are acknowledged
 //! only after that event is stored, so a crash mid-file redelivers it (to this or another
 //! instance); the events' ids derive from the upload's, so a redelivery stores them once.
@@ -393,6 +394,15 @@ impl Worker {
                 &format!("{}.waveform.json", uploaded.post_id),
                 "application/json",
                 &mut waveform.as_slice(),
+            )
+            .await
+            .map_err(|err| Failure::Passing("store_unavailable", err.to_string()))?;
+        let svg = analyze::waveform_svg(&measured.waveform);
+        self.store
+            .put(
+                &format!("{}.waveform.svg", uploaded.post_id),
+                "image/svg+xml",
+                &mut svg.as_bytes(),
             )
             .await
             .map_err(|err| Failure::Passing("store_unavailable", err.to_string()))?;

@@ -399,6 +399,24 @@ pub async fn waveform(
     serve_object(&state, &waveform_key(post_id), &headers).await
 }
 
+/// The waveform drawn as an SVG image (800 bars, `currentColor`), written by the media
+/// service with the peaks (404 until then).
+#[utoipa::path(get, path = "/api/v1/audio/{id}/waveform.svg", tag = "audio",
+    params(("id" = String, Path, description = "Post id (UUID)")),
+    responses(
+        (status = 200, description = "The image", content_type = "image/svg+xml"),
+        (status = 304, description = "Not modified (ETag matched)"),
+        (status = 400, body = ErrorBody), (status = 404, description = "No such post, or not processed yet", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub async fn waveform_svg(
+    State(state): State<Arc<AppState>>,
+    ApiPath(post_id): ApiPath<PostId>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve_object(&state, &format!("{post_id}.waveform.svg"), &headers).await
+}
+
 /// Key of a post's waveform peaks in the media store.
 pub fn waveform_key(post_id: PostId) -> String {
     format!("{post_id}.waveform.json")
