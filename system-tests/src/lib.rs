@@ -26,8 +26,8 @@ pub struct System {
     pub gorse: GorseDouble,
     /// The edge API.
     pub api: ApiClient,
-    /// Admin (metrics/health) URLs: edge, feedback, cache.
-    pub admin: [String; 3],
+    /// Admin (metrics/health) URLs: edge, feedback, cache, media.
+    pub admin: [String; 4],
     source: Source,
     shutdown: CancellationToken,
     running: Vec<Running>,
@@ -108,7 +108,7 @@ impl System {
         .expect("media starts");
         let system = Self {
             api: ApiClient::new(format!("http://{}", edge.api_addr.expect("api"))),
-            admin: [&edge, &feedback, &cache].map(|r| format!("http://{}", r.admin_addr)),
+            admin: [&edge, &feedback, &cache, &media].map(|r| format!("http://{}", r.admin_addr)),
             nats,
             redis,
             gorse,
@@ -205,7 +205,7 @@ impl System {
             .id
     }
 
-    /// The text of a service's `/metrics` (0 edge, 1 feedback, 2 cache).
+    /// The text of a service's `/metrics` (0 edge, 1 feedback, 2 cache, 3 media).
     pub async fn metrics(&self, service: usize) -> String {
         self.http
             .get(format!("{}/metrics", self.admin[service]))
