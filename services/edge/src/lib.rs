@@ -79,12 +79,20 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
     );
     let limiter = RateLimiter::new(redis, config.rate_limits, &mut registry);
     let gorse = GorseStatusView::default();
-    let media_store = sidechain_infra::media_store::NatsMediaStore::new(
-        js.clone(),
-        sidechain_events::subjects::AUDIO_BUCKET,
-    );
-    let audio =
-        crate::media::Audio::new(Arc::new(media_store), config.audio.clone(), &mut registry);
+    let media_store: Arc<dyn sidechain_infra::media_store::MediaStore> =
+        Arc::new(sidechain_infra::media_store::NatsMediaStore::new(
+            js.clone(),
+            sidechain_events::subjects::AUDIO_BUCKET,
+        ));
+    // Uploads need the provisioned `audio` bucket.
+    let readiness = readiness.with_check("media_store", {
+        let store = media_store.clone();
+        move || {
+            let store = store.clone();
+            async move { store.check().await.map_err(|err| err.to_string()) }
+        }
+    });
+    let audio = crate::media::Audio::new(media_store, config.audio.clone(), &mut registry);
     let state = Arc::new(AppState {
         tokens: TokenService::new(config.auth.tokens.clone()),
         passwords: Passwords::new(config.auth.password_hash_concurrency)?,

@@ -154,8 +154,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         ..
     } = foundation;
     let metrics = Metrics::register(&mut registry);
+    let store: Arc<dyn MediaStore> = Arc::new(NatsMediaStore::new(js.clone(), AUDIO_BUCKET));
     let consuming = Arc::new(AtomicBool::new(false));
-    let readiness = readiness.with_flag("consumer", consuming.clone(), "not consuming yet");
+    let readiness = readiness
+        .with_flag("consumer", consuming.clone(), "not consuming yet")
+        .with_check("media_store", {
+            let store = store.clone();
+            move || {
+                let store = store.clone();
+                async move { store.check().await.map_err(|err| err.to_string()) }
+            }
+        });
     let admin = AdminServer::start(&config.service, registry, readiness).await?;
 
     let tasks = TaskTracker::new();
@@ -166,7 +175,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     ));
     let worker = Arc::new(Worker {
         js: js.clone(),
-        store: Arc::new(NatsMediaStore::new(js.clone(), AUDIO_BUCKET)),
+        store,
         metrics,
         max_attempts: config.jobs.media_max_attempts,
         retry_delay: config.jobs.media_retry_delay,
