@@ -152,6 +152,30 @@ async fn an_upload_reaches_followers_with_its_measured_duration_and_a_waveform()
         || async { in_timeline(&system, &follower, &rejected).await.is_none() },
     )
     .await;
+    let status: serde_json::Value = reqwest::get(format!(
+        "{}/api/v1/audio/{rejected}/status",
+        system.api.base()
+    ))
+    .await
+    .expect("status")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(status["status"], "rejected", "{status}");
+    assert!(
+        status["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("truncated")),
+        "{status}"
+    );
+    let processed: serde_json::Value =
+        reqwest::get(format!("{}/api/v1/audio/{id}/status", system.api.base()))
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(processed["status"], "processed", "{processed}");
     let reasons: Vec<String> = system
         .events()
         .await

@@ -258,6 +258,15 @@ async fn the_plugins_upload_is_stored_recorded_and_served_byte_exact() {
         .await
         .expect("waveform");
     assert_eq!(waveform.status(), StatusCode::NOT_FOUND);
+    let status: serde_json::Value = http
+        .get(format!("{url}/status"))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["status"], "processing");
     let unknown = http
         .get(format!(
             "{}/api/v1/audio/0190c0de-0000-7000-8000-000000000001",

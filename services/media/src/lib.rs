@@ -330,6 +330,10 @@ impl Worker {
             }
         };
         tracing::warn!(attempts, reason = %rejection, "upload rejected");
+        // The uploader reads the verdict at GET /api/v1/audio/{id}/status; best effort (the
+        // event below is the record).
+        let status = serde_json::json!({"status": "rejected", "reason": rejection});
+        self.put_status(&uploaded.post_id, &status).await;
         let rejected = Payload::AudioRejected(AudioRejected {
             post_id: uploaded.post_id.clone(),
             reason: rejection,
@@ -426,12 +430,37 @@ impl Worker {
             waveform_buckets: measured.waveform.buckets as i32,
             format: uploaded.format.clone(),
         });
+        let status = serde_json::json!({
+            "status": "processed",
+            "duration_seconds": measured.duration_seconds,
+            "sample_rate": measured.sample_rate,
+            "channels": measured.channels,
+            "peak_dbfs": measured.peak_dbfs,
+            "loudness_lufs": measured.loudness_lufs,
+        });
+        self.put_status(&uploaded.post_id, &status).await;
         tracing::info!(
             duration_seconds = measured.duration_seconds,
             loudness_lufs = measured.loudness_lufs,
             "upload processed"
         );
         self.publish(event, processed).await
+    }
+
+    /// Stores the verdict on an upload as `<post id>.status.json` (best effort: logged if not).
+    async fn put_status(&self, post_id: &str, status: &serde_json::Value) {
+        let bytes = status.to_string().into_bytes();
+        if let Err(err) = self
+            .store
+            .put(
+                &format!("{post_id}.status.json"),
+                "application/json",
+                &mut bytes.as_slice(),
+            )
+            .await
+        {
+            tracing::warn!(error = %err, "status not stored");
+        }
     }
 
     /// Publishes `payload` as the uploader's, with an id derived from the upload's event.

@@ -417,6 +417,57 @@ pub async fn waveform_svg(
     serve_object(&state, &format!("{post_id}.waveform.svg"), &headers).await
 }
 
+/// What became of an upload: `{"status":"processing"}` until the media service has looked at
+/// it, then `{"status":"processed", duration_seconds, sample_rate, channels, peak_dbfs,
+/// loudness_lufs}` or `{"status":"rejected","reason":"…"}` (the reason is for the uploader).
+#[utoipa::path(get, path = "/api/v1/audio/{id}/status", tag = "audio",
+    params(("id" = String, Path, description = "Post id (UUID)")),
+    responses(
+        (status = 200, description = "The verdict so far", content_type = "application/json"),
+        (status = 400, body = ErrorBody), (status = 404, description = "No such upload", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    ApiPath(post_id): ApiPath<PostId>,
+) -> Result<Response, ApiError> {
+    let key = format!("{post_id}.status.json");
+    match state.audio.open(&key, 0).await {
+        Ok((meta, mut reader)) => {
+            let mut body = Vec::with_capacity(meta.size as usize);
+            // A small JSON document written by the media service.
+            (&mut reader)
+                .take(64 * 1024)
+                .read_to_end(&mut body)
+                .await
+                .map_err(|err| store_error(StoreError::Unavailable(err.to_string())))?;
+            let mut response = Response::new(Body::from(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            Ok(response)
+        }
+        Err(StoreError::NotFound) => {
+            // Uploaded but not looked at yet, or no such upload at all.
+            state
+                .audio
+                .head(&post_id.to_string())
+                .await
+                .map_err(store_error)?;
+            let mut response = Json(serde_json::json!({"status": "processing"})).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            Ok(response)
+        }
+        Err(err) => Err(store_error(err)),
+    }
+}
+
 /// Key of a post's waveform peaks in the media store.
 pub fn waveform_key(post_id: PostId) -> String {
     format!("{post_id}.waveform.json")

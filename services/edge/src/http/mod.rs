@@ -103,6 +103,7 @@ pub fn router(
         .route("/api/v1/audio/{id}", get(audio::serve))
         .route("/api/v1/audio/{id}/waveform.json", get(audio::waveform))
         .route("/api/v1/audio/{id}/waveform.svg", get(audio::waveform_svg))
+        .route("/api/v1/audio/{id}/status", get(audio::status))
         .route("/api/v1/feed/timeline", get(feeds::timeline))
         .route("/api/v1/feed/unified", get(feeds::unified))
         .route("/api/v1/feed/trending", get(feeds::trending))

@@ -27,7 +27,7 @@ use super::{audio, auth, feeds, health, posts, social};
         social::like, social::unlike, social::follow, social::unfollow, social::follow_user,
         social::unfollow_user,
         feeds::timeline, feeds::unified, feeds::trending, feeds::for_you, feeds::user_posts,
-        audio::upload, audio::serve, audio::waveform, audio::waveform_svg,
+        audio::upload, audio::serve, audio::waveform, audio::waveform_svg, audio::status,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors),
