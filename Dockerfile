@@ -30,10 +30,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked --bins \
-        -p sidechain-edge -p sidechain-feedback -p sidechain-cache -p sidechain-infra \
+        -p sidechain-edge -p sidechain-feedback -p sidechain-cache -p sidechain-media \
+        -p sidechain-infra \
     && mkdir -p /out \
     && cp target/release/sidechain-edge target/release/sidechain-feedback \
-          target/release/sidechain-cache target/release/sidechain-nats-admin /out/
+          target/release/sidechain-cache target/release/sidechain-media \
+          target/release/sidechain-nats-admin /out/
 
 ############################ runtime ############################
 # Debian slim (same glibc as the builder) rather than distroless: the services link glibc
@@ -59,7 +61,7 @@ COPY --from=builder /out/ /usr/local/bin/
 ENV BIND_ADDRESS=0.0.0.0 \
     LOG_LEVEL=info
 
-# 8787 edge API; 9090 / 9091 / 9092 metrics and health of edge / feedback / cache.
+# 8787 edge API; 9090 / 9091 / 9092 / 9093 metrics and health of edge / feedback / cache / media.
 EXPOSE 8787 9090 9091 9092
 
 USER 10001:10001

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PIDS=.data/pids
 [ -d "$PIDS" ] || { echo "nothing to stop"; exit 0; }
-for name in edge feedback cache redis-server nats-server; do
+for name in edge feedback cache media redis-server nats-server; do
   file="$PIDS/$name"
   [ -s "$file" ] || continue
   pid="$(cat "$file")"

@@ -537,6 +537,43 @@ d.ts("Redis commands / s by outcome", "Commands per service and outcome.",
      unit="ops", w=12)
 dashes.append(d)
 
+# ------------------------------------------------------------------ audio: uploads and media
+MD = 'job="sidechain-media"'
+ED = 'job="sidechain-edge"'
+d = Dash("sidechain-media", "Sidechain / Audio uploads and media pipeline",
+         "Uploads at the edge (by outcome, bytes, time) and the media service that measures them (jobs, failures, lag, processing time).",
+         ["media", "audio"])
+d.row("Uploads (edge)")
+d.ts("Uploads / s by outcome", "accepted, or why refused: too_large, not_audio, empty, stalled, malformed, invalid_field (the client's); store_unavailable, spool_failed, event_not_stored (ours, 503).",
+     [(f"sum by (outcome) (rate(sidechain_audio_uploads_total{{{ED}}}[{RI}]))", "{{outcome}}")],
+     unit="ops", w=12, stack=True)
+d.ts("Upload bytes / s by format", "Bytes of accepted uploads, by the format sniffed from the file.",
+     [(f"sum by (format) (rate(sidechain_audio_upload_bytes_total{{{ED}}}[{RI}]))", "{{format}}")],
+     unit="Bps", w=12, stack=True)
+d.ts("Upload time p50 / p99", "From the first byte of an upload to its acknowledged events (accepted uploads).",
+     [(f"histogram_quantile(0.5, sum by (le) (rate(sidechain_audio_upload_duration_seconds_bucket{{{ED}}}[{RI}])))", "p50"),
+      (f"histogram_quantile(0.99, sum by (le) (rate(sidechain_audio_upload_duration_seconds_bucket{{{ED}}}[{RI}])))", "p99")],
+     unit="s", w=12)
+d.ts("Audio served / s", "Bytes of stored audio and waveforms streamed to clients (a CDN in front takes most of this in production).",
+     [(f"sum(rate(sidechain_audio_served_bytes_total{{{ED}}}[{RI}]))", "served")],
+     unit="Bps", w=12)
+d.row("Media service")
+d.ts("Jobs / s by outcome", "processed, rejected (unusable file or poison), retried (a passing failure).",
+     [(f"sum by (outcome) (rate(sidechain_media_jobs_total{{{MD}}}[{RI}]))", "{{outcome}}")],
+     unit="ops", w=12, stack=True)
+d.ts("Failures / s by reason", "undecodable, corrupt, truncated, empty, object_missing (the file's); store_unavailable, event_store_unavailable, gave_up (ours).",
+     [(f"sum by (reason) (rate(sidechain_media_failures_total{{{MD}}}[{RI}]))", "{{reason}}")],
+     unit="ops", w=12, stack=True)
+d.ts("Backlog and in flight", "Uploads not yet delivered to the media consumer, and files being processed now (summed over instances).",
+     [(f"max(sidechain_media_consumer_pending{{{MD}}})", "consumer pending"),
+      (f"sum(sidechain_media_jobs_in_flight{{{MD}}})", "in flight")],
+     unit="short", w=12)
+d.ts("Processing time p50 / p99 by format", "Fetch, decode, measure, store the waveform and record the result, per upload.",
+     [(f"histogram_quantile(0.5, sum by (le, format) (rate(sidechain_media_processing_duration_seconds_bucket{{{MD}}}[{RI}])))", "p50 {{format}}"),
+      (f"histogram_quantile(0.99, sum by (le, format) (rate(sidechain_media_processing_duration_seconds_bucket{{{MD}}}[{RI}])))", "p99 {{format}}")],
+     unit="s", w=12)
+dashes.append(d)
+
 os.makedirs(OUT, exist_ok=True)
 for dash in dashes:
     path = os.path.join(OUT, dash.uid + ".json")

@@ -34,7 +34,7 @@ wait_port() {
 scripts/ensure-tools.sh
 
 echo "building the services ($PROFILE)"
-services=(-p sidechain-edge -p sidechain-feedback -p sidechain-cache -p sidechain-infra)
+services=(-p sidechain-edge -p sidechain-feedback -p sidechain-cache -p sidechain-media -p sidechain-infra)
 if [ "$PROFILE" = release ]; then cargo build --release --bins "${services[@]}"; else cargo build --bins "${services[@]}"; fi
 BIN="${CARGO_TARGET_DIR:-target}/$PROFILE"
 
@@ -52,7 +52,7 @@ else
   echo $! >"$DATA/pids/nats-server"
   wait_port "$nats_host" "$nats_port"
 fi
-echo "provisioning the EVENTS stream and the KV buckets (as the admin identity)"
+echo "provisioning the EVENTS stream, the KV buckets and the audio bucket (as the admin identity)"
 NATS_NKEY_FILE="$NATS_KEYS_DIR/admin.nk" "$BIN/sidechain-nats-admin" provision
 
 # Redis users: one per service plus an admin, the default user off (REDIS_ACL_DIR/users.acl).
@@ -108,8 +108,9 @@ start_service() { # name metrics_port
 start_service edge "${EDGE_METRICS_PORT:-9090}"
 start_service feedback "${FEEDBACK_METRICS_PORT:-9091}"
 start_service cache "${CACHE_METRICS_PORT:-9092}"
+start_service media "${MEDIA_METRICS_PORT:-9093}"
 
-for port in "${EDGE_METRICS_PORT:-9090}" "${FEEDBACK_METRICS_PORT:-9091}" "${CACHE_METRICS_PORT:-9092}"; do
+for port in "${EDGE_METRICS_PORT:-9090}" "${FEEDBACK_METRICS_PORT:-9091}" "${CACHE_METRICS_PORT:-9092}" "${MEDIA_METRICS_PORT:-9093}"; do
   ready=""
   for _ in $(seq 1 150); do
     if curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; then ready=yes; break; fi
@@ -125,6 +126,7 @@ Sidechain is up.
   edge           metrics/health http://127.0.0.1:${EDGE_METRICS_PORT:-9090}/metrics  /health/ready
   feedback       metrics/health http://127.0.0.1:${FEEDBACK_METRICS_PORT:-9091}/metrics
   cache          metrics/health http://127.0.0.1:${CACHE_METRICS_PORT:-9092}/metrics
+  media          metrics/health http://127.0.0.1:${MEDIA_METRICS_PORT:-9093}/metrics
   NATS           $NATS_URL  (seeds and allow-lists in $NATS_KEYS_DIR)
   Redis          $REDIS_URL  (users and passwords in $REDIS_ACL_DIR)
   Gorse          ${GORSE_URL:-not configured (feeds fall back to trending, feedback waits in the dead-letter list)}

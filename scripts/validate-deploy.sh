@@ -403,7 +403,7 @@ errors = []
 def err(m): errors.append(m)
 expect = {"dev": {"replicas": 1, "events": "1", "hpa": False},
           "prod": {"replicas": 3, "events": "3", "hpa": True}}
-ports = {"sidechain-edge": 9090, "sidechain-feedback": 9091, "sidechain-cache": 9092}
+ports = {"sidechain-edge": 9090, "sidechain-feedback": 9091, "sidechain-cache": 9092, "sidechain-media": 9093}
 for path, name in ((sys.argv[1], "dev"), (sys.argv[2], "prod")):
     docs = [d for d in yaml.safe_load_all(open(path)) if d]
     kinds = {}

@@ -27,8 +27,8 @@ pub struct System {
     pub gorse: GorseDouble,
     /// The edge API.
     pub api: ApiClient,
-    /// Admin (metrics/health) URLs: edge, feedback, cache.
-    pub admin: [String; 3],
+    /// Admin (metrics/health) URLs: edge, feedback, cache, media.
+    pub admin: [String; 4],
     source: Source,
     shutdown: CancellationToken,
     running: Vec<Running>,
@@ -100,15 +100,22 @@ impl System {
         )
         .await
         .expect("cache starts");
+        let media = sidechain_media::start(
+            sidechain_media::Config::from_source(&as_identity(Identity::Media))
+                .expect("media config"),
+            shutdown.clone(),
+        )
+        .await
+        .expect("media starts");
         let system = Self {
             api: ApiClient::new(format!("http://{}", edge.api_addr.expect("api"))),
-            admin: [&edge, &feedback, &cache].map(|r| format!("http://{}", r.admin_addr)),
+            admin: [&edge, &feedback, &cache, &media].map(|r| format!("http://{}", r.admin_addr)),
             nats,
             redis,
             gorse,
             source,
             shutdown,
-            running: vec![edge, feedback, cache],
+            running: vec![edge, feedback, cache, media],
             http: reqwest::Client::new(),
         };
         for admin in &system.admin {
@@ -199,7 +206,7 @@ impl System {
             .id
     }
 
-    /// The text of a service's `/metrics` (0 edge, 1 feedback, 2 cache).
+    /// The text of a service's `/metrics` (0 edge, 1 feedback, 2 cache, 3 media).
     pub async fn metrics(&self, service: usize) -> String {
         self.http
             .get(format!("{}/metrics", self.admin[service]))

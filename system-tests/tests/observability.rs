@@ -134,8 +134,34 @@ async fn dashboards_and_alerts_only_query_exported_metrics() {
     )
     .await;
 
+    // An upload that is measured and one that is rejected, so the audio families have series.
+    let good = wav(0.5);
+    let mut fake = good[..44].to_vec();
+    fake.extend_from_slice(&[0x5A; 64]);
+    for file in [good, fake] {
+        let reply = send(
+            system
+                .api
+                .request(Method::POST, "/api/v1/audio/upload")
+                .bearer(&alice.token)
+                .header(
+                    "Content-Type",
+                    "multipart/form-data; boundary=observabilityBoundary",
+                )
+                .raw_body(multipart(&file)),
+        )
+        .await;
+        assert!(reply.status.is_success(), "upload: {:?}", reply.body);
+    }
+    eventually("both uploads settled", Duration::from_secs(20), || async {
+        let media = system.metrics(3).await;
+        media.contains("sidechain_media_jobs_total{outcome=\"processed\"}")
+            && media.contains("sidechain_media_jobs_total{outcome=\"rejected\"}")
+    })
+    .await;
+
     let mut exported_names = BTreeSet::new();
-    for service in 0..3 {
+    for service in 0..4 {
         exported_names.extend(exported(&system.metrics(service).await));
     }
     let missing: Vec<_> = queried.difference(&exported_names).collect();
@@ -151,4 +177,33 @@ fn uuid_suffix() -> String {
                 .elapsed()
                 .map_or(0, |d| d.subsec_nanos()))
     )
+}
+
+/// Half a second of a sine as a 16-bit mono WAV.
+fn wav(seconds: f32) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut writer = hound::WavWriter::new(&mut out, spec).expect("wav writer");
+        for i in 0..(8_000.0 * seconds) as u32 {
+            let sample =
+                (f32::sin(i as f32 / 8_000.0 * 440.0 * std::f32::consts::TAU) * 9_000.0) as i16;
+            writer.write_sample(sample).expect("sample");
+        }
+        writer.finalize().expect("finalize");
+    }
+    out.into_inner()
+}
+
+/// `file` as the `audio_file` part of a multipart body (boundary `observabilityBoundary`).
+fn multipart(file: &[u8]) -> Vec<u8> {
+    let mut body = b"--observabilityBoundary\r\nContent-Disposition: form-data; name=\"audio_file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\n".to_vec();
+    body.extend_from_slice(file);
+    body.extend_from_slice(b"\r\n--observabilityBoundary--\r\n");
+    body
 }

@@ -45,6 +45,28 @@ pub struct EdgeConfig {
     /// `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_CONNECTIONS_PER_IP` and the service's HTTP timeouts:
     /// how many connections the API keeps open, and for how long.
     pub connections: ConnectionLimits,
+    /// Audio uploads and serving.
+    pub audio: AudioConfig,
+}
+
+/// Audio uploads and serving (`docs/architecture.md`, "Audio uploads").
+#[derive(Debug, Clone)]
+pub struct AudioConfig {
+    /// `AUDIO_MAX_BYTES`: largest audio file accepted (default 50 MB); larger uploads get 413.
+    pub max_bytes: u64,
+    /// `PUBLIC_BASE_URL`: the API's public address as clients reach it (default
+    /// `http://localhost:<PORT>`); the `audio_url` of an upload is built from it, never from
+    /// the request's `Host` header, because that URL is stored and fetched by every listener.
+    pub public_base_url: url::Url,
+    /// `UPLOAD_TIMEOUT`: an upload still arriving after this gets 408 (default 10 min); it
+    /// replaces `REQUEST_TIMEOUT` on the upload route.
+    pub upload_timeout: Duration,
+    /// `UPLOAD_IDLE_TIMEOUT`: an upload whose body sends nothing for this long gets 408
+    /// (default 30 s) — a slow-loris upload holds a connection no longer than this per byte.
+    pub upload_idle_timeout: Duration,
+    /// `UPLOAD_SPOOL_DIR`: where an upload is spooled while it arrives (default: the system's
+    /// temporary directory).
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 /// Token settings.
@@ -118,6 +140,32 @@ struct Raw {
     http_max_connections: usize,
     #[serde(default = "default_max_connections_per_ip")]
     http_max_connections_per_ip: usize,
+    #[serde(default = "default_audio_max_bytes")]
+    audio_max_bytes: u64,
+    #[serde(default)]
+    public_base_url: String,
+    #[serde(
+        default = "default_upload_timeout",
+        with = "sidechain_config::duration"
+    )]
+    upload_timeout: Duration,
+    #[serde(
+        default = "default_upload_idle_timeout",
+        with = "sidechain_config::duration"
+    )]
+    upload_idle_timeout: Duration,
+    #[serde(default)]
+    upload_spool_dir: String,
+}
+
+fn default_audio_max_bytes() -> u64 {
+    50 * 1024 * 1024
+}
+fn default_upload_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_upload_idle_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_port() -> u16 {
@@ -317,7 +365,48 @@ impl EdgeConfig {
                 })
                 .collect::<Result<_, _>>()?,
         );
+        if raw.audio_max_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "AUDIO_MAX_BYTES",
+                "must be at least 1",
+            ));
+        }
+        let public_base_url = if raw.public_base_url.trim().is_empty() {
+            format!("http://localhost:{}", raw.port)
+        } else {
+            raw.public_base_url.trim().to_owned()
+        };
+        let public_base_url = url::Url::parse(&public_base_url)
+            .ok()
+            .filter(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+            })
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "PUBLIC_BASE_URL",
+                    "must be an http(s) URL such as https://api.sidechain.fm (no query)",
+                )
+            })?;
+        if raw.upload_idle_timeout.is_zero() || raw.upload_timeout < raw.upload_idle_timeout {
+            return Err(ConfigError::invalid(
+                "UPLOAD_IDLE_TIMEOUT",
+                "must be more than 0 and at most UPLOAD_TIMEOUT",
+            ));
+        }
+        let audio = AudioConfig {
+            max_bytes: raw.audio_max_bytes,
+            public_base_url,
+            upload_timeout: raw.upload_timeout,
+            upload_idle_timeout: raw.upload_idle_timeout,
+            spool_dir: Some(raw.upload_spool_dir.trim())
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from),
+        };
         Ok(Self {
+            audio,
             service,
             port: raw.port,
             auth: AuthConfig {
@@ -395,6 +484,22 @@ mod tests {
         assert_eq!(config.connections.timeouts.idle, Duration::from_secs(75));
         assert_eq!(config.connections.max_connections, 10_000);
         assert_eq!(config.connections.max_connections_per_ip, 256);
+        assert_eq!(config.audio.max_bytes, 50 * 1024 * 1024);
+        assert_eq!(
+            config.audio.public_base_url.as_str(),
+            "http://localhost:8787/"
+        );
+    }
+
+    #[test]
+    fn a_bad_public_base_url_is_named() {
+        for bad in ["not a url", "ftp://example.com", "https://example.com/?q=1"] {
+            let source = Source::default()
+                .with("JWT_SECRET", SECRET)
+                .with("PUBLIC_BASE_URL", bad);
+            let err = EdgeConfig::from_source(&source).expect_err(bad);
+            assert!(err.to_string().contains("PUBLIC_BASE_URL"), "{err}");
+        }
     }
 
     #[test]

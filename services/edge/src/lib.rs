@@ -12,6 +12,7 @@ pub mod cache_client;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod media;
 pub mod media_urls;
 pub mod page;
 pub mod rate_limit;
@@ -80,6 +81,20 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
     );
     let limiter = RateLimiter::new(redis, config.rate_limits, &mut registry);
     let gorse = GorseStatusView::default();
+    let media_store: Arc<dyn sidechain_infra::media_store::MediaStore> =
+        Arc::new(sidechain_infra::media_store::NatsMediaStore::new(
+            js.clone(),
+            sidechain_events::subjects::AUDIO_BUCKET,
+        ));
+    // Uploads need the provisioned `audio` bucket.
+    let readiness = readiness.with_check("media_store", {
+        let store = media_store.clone();
+        move || {
+            let store = store.clone();
+            async move { store.check().await.map_err(|err| err.to_string()) }
+        }
+    });
+    let audio = crate::media::Audio::new(media_store, config.audio.clone(), &mut registry);
     let state = Arc::new(AppState {
         tokens: TokenService::new(config.auth.tokens.clone()),
         passwords: Passwords::new(config.auth.password_hash_concurrency)?,
@@ -93,10 +108,12 @@ pub async fn start(config: EdgeConfig, shutdown: CancellationToken) -> anyhow::R
         trusted_proxies: config.trusted_proxies.clone().into(),
         max_body_bytes: config.max_body_bytes,
         media_urls: config.media_urls.clone(),
+        audio,
     });
     let observe = Arc::new(Observe {
         metrics: HttpMetrics::register(&mut registry),
         timeout: config.request_timeout,
+        upload_timeout: config.audio.upload_timeout,
         trace_ratio: config.service.telemetry.otel_traces_sampler_arg,
     });
 

@@ -15,6 +15,7 @@ use crate::auth::password::Passwords;
 use crate::auth::sessions::{Session, Sessions};
 use crate::cache_client::CacheClient;
 use crate::events::{EventPublisher, IdempotencyKey, RecordError, Recorded};
+use crate::media::Audio;
 use crate::media_urls::MediaUrls;
 use crate::rate_limit::RateLimiter;
 
@@ -45,6 +46,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Which media URLs clients may hand us.
     pub media_urls: MediaUrls,
+    /// Uploaded audio: accepting uploads, reading stored objects.
+    pub audio: Audio,
 }
 
 impl AppState {

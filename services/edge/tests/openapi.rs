@@ -29,7 +29,7 @@ async fn every_documented_operation_is_routed_and_answers_in_the_error_shape() {
     let doc = document(&edge).await;
     assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 46, "{ops:?}");
+    assert_eq!(ops.len(), 51, "{ops:?}");
     for (method, path) in &ops {
         let concrete = path.replace("{id}", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
         let method_of = Method::from_bytes(method.as_bytes()).expect("method");

@@ -243,8 +243,15 @@ pub fn operations(event: &DecodedEvent) -> Vec<GorseOp> {
                 &timestamp,
             )),
         ],
+        // The post itself comes with the `post_created` published beside an upload.
+        // A file that could not be used takes its post out of recommendations.
+        Payload::AudioRejected(rejected) => vec![GorseOp::DeleteItem {
+            item_id: rejected.post_id.clone(),
+        }],
         Payload::Logout(_)
         | Payload::SessionsEnded(_)
+        | Payload::AudioUploaded(_)
+        | Payload::AudioProcessed(_)
         | Payload::ProfileUpdated(_)
         | Payload::UsernameChanged(_) => Vec::new(),
     }

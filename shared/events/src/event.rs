@@ -27,11 +27,14 @@ pub enum EventKind {
     UsernameChanged,
     Listen,
     RecommendationClick,
+    AudioUploaded,
+    AudioProcessed,
+    AudioRejected,
 }
 
 impl EventKind {
     /// Every kind, in schema order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::UserRegistered,
         EventKind::PostCreated,
         EventKind::PostDeleted,
@@ -51,6 +54,9 @@ impl EventKind {
         EventKind::UsernameChanged,
         EventKind::Listen,
         EventKind::RecommendationClick,
+        EventKind::AudioUploaded,
+        EventKind::AudioProcessed,
+        EventKind::AudioRejected,
     ];
 
     /// The snake_case name, as used in subjects and metric labels.
@@ -75,6 +81,9 @@ impl EventKind {
             EventKind::UsernameChanged => "username_changed",
             EventKind::Listen => "listen",
             EventKind::RecommendationClick => "recommendation_click",
+            EventKind::AudioUploaded => "audio_uploaded",
+            EventKind::AudioProcessed => "audio_processed",
+            EventKind::AudioRejected => "audio_rejected",
         }
     }
 
@@ -100,6 +109,9 @@ impl EventKind {
             Payload::UsernameChanged(_) => EventKind::UsernameChanged,
             Payload::Listen(_) => EventKind::Listen,
             Payload::RecommendationClick(_) => EventKind::RecommendationClick,
+            Payload::AudioUploaded(_) => EventKind::AudioUploaded,
+            Payload::AudioProcessed(_) => EventKind::AudioProcessed,
+            Payload::AudioRejected(_) => EventKind::AudioRejected,
         }
     }
 

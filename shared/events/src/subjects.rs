@@ -45,6 +45,12 @@ pub const STATUS_BUCKET: &str = "status";
 /// Key of the Gorse health in the status bucket; its subject is `$KV.status.gorse`.
 pub const GORSE_STATUS_KEY: &str = "gorse";
 
+/// Object-store bucket of uploaded audio and the waveforms computed from it (stream `OBJ_audio`).
+pub const AUDIO_BUCKET: &str = "audio";
+
+/// Durable consumer of the media service (filtered to `events.audio_uploaded`).
+pub const MEDIA_CONSUMER: &str = "media";
+
 /// Durable consumer of the feedback service.
 pub const FEEDBACK_CONSUMER: &str = "feedback";
 /// Durable consumer of the cache service's read-model builder.

@@ -25,6 +25,9 @@ pub enum Identity {
     Cache,
     /// Gorse feedback: consumes `EVENTS` as `feedback`, writes the `status` bucket.
     Feedback,
+    /// Audio processing: consumes `audio_uploaded` as `media`, reads uploads from and writes
+    /// waveforms to the `audio` object bucket, publishes `audio_processed`/`audio_rejected`.
+    Media,
     /// Operators and the provisioning step: everything, including stream management.
     Admin,
 }
@@ -75,12 +78,32 @@ fn kv_read_write(bucket: &str) -> Vec<String> {
     ]
 }
 
+/// Storing, reading and deleting objects of an object-store bucket: chunks and metadata are
+/// published on `$O.<bucket>.C.>`/`$O.<bucket>.M.>`; metadata is read with a direct get; an
+/// object is read through an ordered (ephemeral) consumer on the bucket's stream; replacing or
+/// deleting an object purges its chunks.
+fn object_read_write(bucket: &str) -> Vec<String> {
+    let stream = format!("OBJ_{bucket}");
+    vec![
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}.>"),
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        format!("$JS.API.STREAM.PURGE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+        format!("$JS.API.CONSUMER.DELETE.{stream}.>"),
+        format!("$JS.FC.{stream}.>"),
+        format!("$O.{bucket}.>"),
+    ]
+}
+
 impl Identity {
     /// Every identity, services first.
-    pub const ALL: [Identity; 4] = [
+    pub const ALL: [Identity; 5] = [
         Identity::Edge,
         Identity::Cache,
         Identity::Feedback,
+        Identity::Media,
         Identity::Admin,
     ];
 
@@ -90,6 +113,7 @@ impl Identity {
             Identity::Edge => "edge",
             Identity::Cache => "cache",
             Identity::Feedback => "feedback",
+            Identity::Media => "media",
             Identity::Admin => "admin",
         }
     }
@@ -133,6 +157,8 @@ impl Identity {
                 publish.extend(kv_read_write(subjects::USERS_BUCKET));
                 publish.extend(kv_read_write(subjects::IDEMPOTENCY_BUCKET));
                 publish.extend(kv_watch(subjects::STATUS_BUCKET));
+                // Uploads are stored (and removed again when their event cannot be) and served.
+                publish.extend(object_read_write(subjects::AUDIO_BUCKET));
                 Permissions {
                     publish,
                     subscribe: vec![
@@ -189,6 +215,20 @@ impl Identity {
                     allow_responses: false,
                 }
             }
+            Identity::Media => {
+                let mut publish = vec![
+                    stream_info,
+                    format!("{}audio_processed", subjects::EVENTS_PREFIX),
+                    format!("{}audio_rejected", subjects::EVENTS_PREFIX),
+                ];
+                publish.extend(durable_consumer(subjects::MEDIA_CONSUMER));
+                publish.extend(object_read_write(subjects::AUDIO_BUCKET));
+                Permissions {
+                    publish,
+                    subscribe: vec![inbox],
+                    allow_responses: false,
+                }
+            }
         };
         Some(permissions)
     }
@@ -231,6 +271,8 @@ impl Identity {
                  +zadd +zrange +zrem +zcard \
                  ~gorse_failed_feedback ~{{gorse_failed_feedback}}:* ~gorse_placeholders"
             ),
+            // No keys: it only connects, for the shared readiness check.
+            Identity::Media => REDIS_CONNECT.to_owned(),
         };
         Some(rules)
     }

@@ -4,6 +4,8 @@
 //! - [`identity`]: the NATS identities (one NKey per service, plus an admin) and what each may
 //!   publish and subscribe to.
 //! - [`provision`]: the admin step that creates the `EVENTS` stream and the KV buckets.
+//! - [`media_store`]: media objects (uploaded audio, waveforms) behind one trait; the NATS
+//!   JetStream Object Store backend.
 //! - [`nats`]: connect with reconnects (a service started before NATS waits for it), the
 //!   `EVENTS` stream and KV buckets created or updated idempotently, and event publishing with
 //!   `Nats-Msg-Id` deduplication and trace context.
@@ -17,6 +19,7 @@
 
 pub mod http_server;
 pub mod identity;
+pub mod media_store;
 pub mod nats;
 pub mod provision;
 pub mod redis;

@@ -1,5 +1,5 @@
-//! Provisioning, the admin's step: creates (or updates) the `EVENTS` stream and the KV buckets
-//! `users`, `status` and `idempotency`. The services may only look these up, so this runs before
+//! Provisioning, the admin's step: creates (or updates) the `EVENTS` stream, the KV buckets
+//! `users`, `status` and `idempotency`, and the object-store bucket `audio`. The services may only look these up, so this runs before
 //! them (or beside them: they report not ready until it has run) — in the tests' servers,
 //! `just up`, a compose one-shot service and a Kubernetes Job, as `sidechain-nats-admin
 //! provision` with the admin's seed in `NATS_NKEY_FILE`.
@@ -41,5 +41,13 @@ pub async fn provision(
             .await
             .map_err(|err| format!("KV bucket {name}: {err}"))?;
     }
+    crate::media_store::ensure_object_bucket(
+        js,
+        subjects::AUDIO_BUCKET,
+        "Uploaded audio and computed waveforms, immutable, keyed by post id (edge writes, media reads)",
+        replicas,
+    )
+    .await
+    .map_err(|err| format!("object bucket {}: {err}", subjects::AUDIO_BUCKET))?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 #[allow(unreachable_pub, dead_code)]
 mod shape;
 
+mod audio;
 mod auth;
 mod feed;
 mod users;

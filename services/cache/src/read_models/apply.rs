@@ -36,6 +36,8 @@ pub struct Scripts {
     pub backfill: redis::Script,
     /// A user's reaction (the emoji of a like).
     pub reaction: redis::Script,
+    /// The media service's measurements merged into a post.
+    pub measured: redis::Script,
 }
 
 impl Scripts {
@@ -48,11 +50,12 @@ impl Scripts {
             fanout: redis::Script::new(include_str!("lua/fanout.lua")),
             backfill: redis::Script::new(include_str!("lua/backfill.lua")),
             reaction: redis::Script::new(include_str!("lua/reaction.lua")),
+            measured: redis::Script::new(include_str!("lua/measured.lua")),
         }
     }
 
     /// All of them, for loading.
-    pub fn all(&self) -> [&redis::Script; 6] {
+    pub fn all(&self) -> [&redis::Script; 7] {
         [
             &self.relation,
             &self.count,
@@ -60,6 +63,7 @@ impl Scripts {
             &self.fanout,
             &self.backfill,
             &self.reaction,
+            &self.measured,
         ]
     }
 }
@@ -129,18 +133,29 @@ pub fn apply(
             effects.posts.insert(post_id.to_string());
         }
         Payload::PostDeleted(deleted) => {
-            let Some(post_id) = parse::<PostId>(&deleted.post_id) else {
+            remove_post(pipe, scripts, config, event, &deleted.post_id, effects);
+        }
+        // A file the media service could not use: its post goes as if deleted.
+        Payload::AudioRejected(rejected) => {
+            remove_post(pipe, scripts, config, event, &rejected.post_id, effects);
+        }
+        // Measurements win over the uploader's claims (duration) and add the waveform.
+        Payload::AudioProcessed(processed) => {
+            let Some(post_id) = parse::<PostId>(&processed.post_id) else {
                 return;
             };
-            pipe.hset(keys::post(post_id), "deleted", 1).ignore();
-            pipe.zrem(keys::user_posts(actor), post_id.to_string())
-                .ignore();
-            pipe.zrem(keys::RECENT, post_id.to_string()).ignore();
-            pipe.zrem(keys::timeline(actor), post_id.to_string())
-                .ignore();
-            fan_out(pipe, scripts, config, actor, post_id, at, "remove");
-            invalidate_author(pipe, actor, effects);
-            invalidate(pipe, Scope::Trending, effects);
+            let measured = Post {
+                duration_seconds: processed.duration_seconds,
+                waveform_url: processed.waveform_url.clone(),
+                ..Post::default()
+            };
+            pipe.invoke_script(
+                scripts
+                    .measured
+                    .key(keys::post(post_id))
+                    .arg(measured.encode_to_vec()),
+            )
+            .ignore();
             effects.posts.insert(post_id.to_string());
         }
         Payload::Like(like) => {
@@ -324,7 +339,34 @@ pub fn apply(
         // Listens and recommendation clicks only feed Gorse (a listen's play was counted by its
         // own `play` event).
         Payload::Listen(_) | Payload::RecommendationClick(_) => {}
+        // The post arrives as the `post_created` published beside the upload.
+        Payload::AudioUploaded(_) => {}
     }
+}
+
+/// Takes a post out of every list (deleted by its author, or its audio rejected).
+fn remove_post(
+    pipe: &mut Pipeline,
+    scripts: &Scripts,
+    config: &ModelConfig,
+    event: &DecodedEvent,
+    post_id: &str,
+    effects: &mut Effects,
+) {
+    let (actor, at) = (event.actor(), event.occurred_at_ms());
+    let Some(post_id) = parse::<PostId>(post_id) else {
+        return;
+    };
+    pipe.hset(keys::post(post_id), "deleted", 1).ignore();
+    pipe.zrem(keys::user_posts(actor), post_id.to_string())
+        .ignore();
+    pipe.zrem(keys::RECENT, post_id.to_string()).ignore();
+    pipe.zrem(keys::timeline(actor), post_id.to_string())
+        .ignore();
+    fan_out(pipe, scripts, config, actor, post_id, at, "remove");
+    invalidate_author(pipe, actor, effects);
+    invalidate(pipe, Scope::Trending, effects);
+    effects.posts.insert(post_id.to_string());
 }
 
 fn parse<T: std::str::FromStr>(text: &str) -> Option<T> {

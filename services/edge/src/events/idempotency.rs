@@ -32,6 +32,7 @@ pub const fn action_name(kind: EventKind) -> &'static str {
         EventKind::UserRegistered => "register",
         EventKind::PostCreated => "create_post",
         EventKind::PostDeleted => "delete_post",
+        EventKind::AudioUploaded => "upload_audio",
         other => other.as_str(),
     }
 }

@@ -21,6 +21,7 @@ use crate::auth::jwt::TokenError;
 use crate::auth::sessions::SessionError;
 use crate::cache_client::CacheError;
 use crate::events::{InvalidIdempotencyKey, NotStored, RecordError};
+use crate::media::UploadError;
 use crate::media_urls::MediaUrlRefused;
 
 /// An error answered to the client.
@@ -76,6 +77,18 @@ pub enum ApiError {
     /// Body is not JSON (415).
     #[error("expected a JSON body with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// An uploaded file is not of an accepted format (415).
+    #[error("{0}")]
+    UnsupportedFormat(String),
+    /// The client took too long sending the request (408).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A byte range starting past the end of an object of `size` bytes (416).
+    #[error("the requested range is outside the {size} bytes of the object")]
+    RangeNotSatisfiable {
+        /// The object's size.
+        size: u64,
+    },
     /// Too many requests (429); retry after the given delay.
     #[error("rate limit exceeded; retry in {} s", retry_after_secs(*retry_after))]
     RateLimited {
@@ -126,7 +139,11 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedFormat(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,7 +162,11 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedFormat(_) => {
+                "unsupported_media_type"
+            }
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal => "internal_error",
         }
@@ -226,6 +247,27 @@ impl From<RecordError> for ApiError {
                           use a new key for a new request"
                     .into(),
             },
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(err: UploadError) -> Self {
+        match err {
+            UploadError::TooLarge { limit } => ApiError::PayloadTooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            UploadError::Empty => ApiError::bad_request("empty_file", err.to_string()),
+            UploadError::NotAudio => ApiError::UnsupportedFormat(err.to_string()),
+            UploadError::Stalled(_) => ApiError::RequestTimeout(err.to_string()),
+            UploadError::Spool(reason) | UploadError::StoreUnavailable(reason) => {
+                tracing::warn!(error = %reason, "upload not stored");
+                ApiError::unavailable(
+                    "media_store_unavailable",
+                    "the file could not be stored; retry shortly",
+                )
+            }
+            UploadError::Record(err) => err.into(),
         }
     }
 }

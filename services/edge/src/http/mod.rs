@@ -4,6 +4,7 @@
 //! log, metrics) → `authenticate` (verify a bearer token if sent) → routing → `record_route` →
 //! the route class's rate limit → the handler.
 
+pub mod audio;
 pub mod auth;
 pub mod cors;
 pub mod error;
@@ -51,7 +52,22 @@ pub fn router(
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh));
 
-    let upload_class = Router::new().route("/api/v1/feed/post", post(posts::create));
+    // The upload's body may be AUDIO_MAX_BYTES plus the multipart parts; the file part is
+    // checked against AUDIO_MAX_BYTES itself while it is spooled.
+    let upload_body_limit = usize::try_from(
+        state
+            .audio
+            .config()
+            .max_bytes
+            .saturating_add(audio::MULTIPART_OVERHEAD),
+    )
+    .unwrap_or(usize::MAX);
+    let upload_class = Router::new()
+        .route("/api/v1/feed/post", post(posts::create))
+        .route(
+            "/api/v1/audio/upload",
+            post(audio::upload).layer(DefaultBodyLimit::max(upload_body_limit)),
+        );
 
     let default_class = Router::new()
         .route("/api/v1/auth/me", get(auth::me))
@@ -113,6 +129,10 @@ pub fn router(
         .route("/api/v1/users/{id}/profile", get(users::profile))
         .route("/api/v1/users/{id}/followers", get(users::followers))
         .route("/api/v1/users/{id}/following", get(users::following))
+        .route("/api/v1/audio/{id}", get(audio::serve))
+        .route("/api/v1/audio/{id}/waveform.json", get(audio::waveform))
+        .route("/api/v1/audio/{id}/waveform.svg", get(audio::waveform_svg))
+        .route("/api/v1/audio/{id}/status", get(audio::status))
         .route("/api/v1/feed/timeline", get(feeds::timeline))
         .route("/api/v1/feed/unified", get(feeds::unified))
         .route("/api/v1/feed/trending", get(feeds::trending))

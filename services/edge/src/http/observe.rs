@@ -101,6 +101,9 @@ impl HttpMetrics {
     }
 }
 
+/// The upload route, whose time limit is `UPLOAD_TIMEOUT` rather than `REQUEST_TIMEOUT`.
+const UPLOAD_PATH: &str = "/api/v1/audio/upload";
+
 /// What the layer needs.
 #[derive(Debug, Clone)]
 pub struct Observe {
@@ -108,6 +111,9 @@ pub struct Observe {
     pub metrics: HttpMetrics,
     /// Requests running longer get 503.
     pub timeout: Duration,
+    /// The same for uploads, whose bodies take as long as the client's link needs; running
+    /// longer gets 408.
+    pub upload_timeout: Duration,
     /// Fraction of requests traced (`OTEL_TRACES_SAMPLER_ARG`), decided here whatever the
     /// caller's `traceparent` asks.
     pub trace_ratio: f64,
@@ -149,7 +155,12 @@ pub async fn observe(
     );
 
     observe.metrics.in_flight.inc();
-    let limit = observe.timeout;
+    let upload = request.uri().path() == UPLOAD_PATH;
+    let limit = if upload {
+        observe.upload_timeout
+    } else {
+        observe.timeout
+    };
     let mut response = with_request_id(
         request_id.clone(),
         async move {
@@ -157,8 +168,13 @@ pub async fn observe(
                 Ok(response) => response,
                 Err(_) => {
                     tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
-                    ApiError::unavailable("request_timeout", "the request took too long; retry")
-                        .into_response()
+                    if upload {
+                        ApiError::RequestTimeout("the upload took longer than allowed".into())
+                            .into_response()
+                    } else {
+                        ApiError::unavailable("request_timeout", "the request took too long; retry")
+                            .into_response()
+                    }
                 }
             }
         }

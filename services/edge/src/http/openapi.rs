@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, feeds, health, posts, social, users};
+use super::{audio, auth, feeds, health, posts, social, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -31,6 +31,7 @@ use super::{auth, feeds, health, posts, social, users};
         feeds::user_posts,
         users::me, users::update_me, users::change_username, users::profile, users::followers,
         users::following,
+        audio::upload, audio::serve, audio::waveform, audio::waveform_svg, audio::status,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors),
@@ -41,6 +42,7 @@ use super::{auth, feeds, health, posts, social, users};
         (name = "social", description = "Follows"),
         (name = "feeds", description = "Feeds, answered by the cache service"),
         (name = "users", description = "Who am I, profiles, followers and following, profile edits"),
+        (name = "audio", description = "Uploading loops and fetching stored audio and waveforms"),
         (name = "health", description = "Health"),
     )
 )]

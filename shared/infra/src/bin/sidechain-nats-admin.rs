@@ -59,7 +59,9 @@ async fn provision(source: &Source) -> Result<(), String> {
     while tokio::time::Instant::now() < deadline {
         match sidechain_infra::provision::provision(&js, &stream).await {
             Ok(()) => {
-                eprintln!("provisioned: stream EVENTS, KV buckets users, status, idempotency");
+                eprintln!(
+                    "provisioned: stream EVENTS, KV buckets users, status, idempotency, object bucket audio"
+                );
                 return client.flush().await.map_err(|e| e.to_string());
             }
             Err(err) => last_error = err.to_string(),
