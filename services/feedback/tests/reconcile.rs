@@ -316,9 +316,16 @@ async fn an_item_gorse_refuses_leaves_the_pending_set_and_is_counted() {
         .await;
     let (author, post) = (UserId::new(), PostId::new());
     world.publish_likes(1, post).await;
-    eventually("a tracked placeholder", Duration::from_secs(10), || async {
-        pending_placeholders(&world).await == 1
-    })
+    // Tracked first, written second: wait for both, or the failure injected next could hit the
+    // placeholder's own write instead of the upsert it is meant for.
+    eventually(
+        "a tracked placeholder in Gorse",
+        Duration::from_secs(10),
+        || async {
+            pending_placeholders(&world).await == 1
+                && world.gorse.record().items.contains_key(&post.to_string())
+        },
+    )
     .await;
     world.gorse.fail_next(1, 400);
     publish(&world, author, created(post, &["jungle"])).await;
